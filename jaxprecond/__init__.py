@@ -1,0 +1,43 @@
+"""jaxprecond: how preconditioning steers feature learning, simulated at scale in JAX.
+
+The first-layer gradient of a network is preconditioned neuron-wise by ``P = Σ^p`` (Yoshida &
+Nitanda, "How Does Preconditioning Guide Feature Learning in Deep Neural Networks?",
+arXiv 2509.25637). This package provides that preconditioner as optax transformations, the
+paper's teacher–student tasks, and experiments vmapped over seeds and swept settings.
+"""
+
+from jaxprecond.data import Spectrum, Task, case_spectrum, random_rotation, sample_task, teacher
+from jaxprecond.linalg import Eigh, eigh_psd, matrix_power, power_from_eigh
+from jaxprecond.model import init_mlp, init_mlp_gaussian, mlp_apply
+from jaxprecond.train import Trajectory, regression_loss, train
+from jaxprecond.transforms import (
+    covariance_power,
+    preconditioner,
+    route_to_kernel,
+    scale_by_covariance_power,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Eigh",
+    "Spectrum",
+    "Task",
+    "Trajectory",
+    "case_spectrum",
+    "covariance_power",
+    "eigh_psd",
+    "init_mlp",
+    "init_mlp_gaussian",
+    "matrix_power",
+    "mlp_apply",
+    "power_from_eigh",
+    "preconditioner",
+    "random_rotation",
+    "regression_loss",
+    "route_to_kernel",
+    "sample_task",
+    "scale_by_covariance_power",
+    "teacher",
+    "train",
+]

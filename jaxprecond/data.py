@@ -1,0 +1,191 @@
+"""Gaussian inputs with a two-level spectrum and the single-index teacher of the paper.
+
+Case High: eigenvalues ``(scale ×k, 1/scale ×(dx−k))`` with the teacher on the k large ones.
+Case Low: eigenvalues ``(scale ×(dx−k), 1/scale ×k)`` with the teacher on the k small ones.
+Inputs are ``x ~ N(0, Σ)`` with ``Σ = Q diag(λ) Qᵀ``, targets ``y = softplus(10·⟨β*, x⟩) + ε``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+CASES = ("high", "low")
+
+
+class Spectrum(NamedTuple):
+    """Input covariance ``Σ = Q diag(λ) Qᵀ`` and the eigenvectors the teacher lies on.
+
+    A pytree of arrays: spectra of several cases stack along a leading axis for ``vmap``.
+
+    Attributes:
+      eigenvalues: ``(dx,)`` eigenvalues ``λ``.
+      eigenvectors: ``(dx, dx)`` orthogonal ``Q`` (columns are eigenvectors).
+      teacher_basis: ``(dx, k)`` the columns of ``Q`` that span the teacher direction.
+    """
+
+    eigenvalues: jax.Array
+    eigenvectors: jax.Array
+    teacher_basis: jax.Array
+
+    @property
+    def covariance(self) -> jax.Array:
+        """The ``(dx, dx)`` covariance ``Q diag(λ) Qᵀ``."""
+        q = self.eigenvectors
+        return (q * self.eigenvalues) @ q.T
+
+
+class Task(NamedTuple):
+    """One regression data set: train/test inputs, standardised targets and the teacher.
+
+    Attributes:
+      x_train, y_train: ``(n_train, dx)`` inputs and ``(n_train,)`` standardised targets.
+      x_test, y_test: ``(n_test, dx)`` inputs and targets standardised with train statistics.
+      beta: ``(dx,)`` the teacher direction ``β*`` (not normalised).
+    """
+
+    x_train: jax.Array
+    y_train: jax.Array
+    x_test: jax.Array
+    y_test: jax.Array
+    beta: jax.Array
+
+
+def random_rotation(key, dx: int, dtype=jnp.float32) -> jax.Array:
+    """A Haar-random ``(dx, dx)`` orthogonal matrix.
+
+    Args:
+      key: a JAX PRNG key.
+      dx: dimension.
+      dtype: floating dtype.
+
+    Returns:
+      An orthogonal matrix drawn uniformly (QR of a Gaussian matrix with sign correction).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> q = random_rotation(jax.random.key(0), 3)
+      >>> bool(jnp.allclose(q @ q.T, jnp.eye(3), atol=1e-5))
+      True
+    """
+    q, r = jnp.linalg.qr(jax.random.normal(key, (dx, dx), dtype))
+    return q * jnp.sign(jnp.diagonal(r))
+
+
+def case_spectrum(
+    case: str,
+    *,
+    dx: int = 10,
+    k: int = 1,
+    scale: float = 10.0,
+    rotation=None,
+    dtype=jnp.float32,
+) -> Spectrum:
+    """The input spectrum and teacher subspace of Case High or Case Low.
+
+    Args:
+      case: ``"high"`` (teacher on the k large eigenvalues) or ``"low"`` (on the k small ones).
+      dx: input dimension.
+      k: number of teacher eigen-directions.
+      scale: the large eigenvalue; the small one is ``1/scale``.
+      rotation: optional ``(dx, dx)`` orthogonal matrix; by default eigenvectors are the axes.
+      dtype: floating dtype.
+
+    Returns:
+      A :class:`Spectrum`. High: ``λ = (scale ×k, 1/scale ×(dx−k))``, teacher on axes ``0..k−1``;
+      Low: ``λ = (scale ×(dx−k), 1/scale ×k)``, teacher on axes ``dx−k..dx−1``.
+
+    Example:
+      >>> case_spectrum("low", dx=3).eigenvalues
+      Array([10. , 10. ,  0.1], dtype=float32)
+    """
+    if case not in CASES:
+        raise ValueError(f"case must be one of {CASES}, got {case!r}")
+    if not (isinstance(dx, int) and isinstance(k, int) and 1 <= k < dx):
+        raise ValueError(f"need integers 1 <= k < dx, got k={k!r}, dx={dx!r}")
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale!r}")
+    n_large = k if case == "high" else dx - k
+    eigenvalues = np.r_[np.full(n_large, scale), np.full(dx - n_large, 1.0 / scale)]
+    teacher_axes = np.arange(k) if case == "high" else np.arange(dx - k, dx)
+    q = jnp.eye(dx, dtype=dtype) if rotation is None else jnp.asarray(rotation, dtype)
+    if q.shape != (dx, dx):
+        raise ValueError(f"rotation must have shape {(dx, dx)}, got {q.shape}")
+    return Spectrum(jnp.asarray(eigenvalues, dtype), q, q[:, teacher_axes])
+
+
+def stack_spectra(spectra) -> Spectrum:
+    """Stack spectra of equal shapes along a new leading axis (for ``vmap`` over cases)."""
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *spectra)
+
+
+def teacher(x, beta):
+    """The single-index teacher ``softplus(10·⟨β*, x⟩)``, computed stably.
+
+    Args:
+      x: ``(..., dx)`` inputs.
+      beta: ``(dx,)`` teacher direction.
+
+    Returns:
+      ``(...,)`` noiseless targets.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> teacher(jnp.array([[100.0]]), jnp.array([1.0]))
+      Array([1000.], dtype=float32)
+    """
+    return jax.nn.softplus(10.0 * jnp.matmul(x, beta, precision=jax.lax.Precision.HIGHEST))
+
+
+def standardize(y_train, y_test):
+    """Standardise targets by the training mean and unbiased (ddof 1) standard deviation."""
+    mean = jnp.mean(y_train)
+    std = jnp.std(y_train, ddof=1)
+    return (y_train - mean) / std, (y_test - mean) / std
+
+
+def sample_task(key, spectrum: Spectrum, snr, *, n: int = 10_000, n_train: int = 200) -> Task:
+    """Draw inputs, a teacher and noisy standardised targets.
+
+    The key is split into one stream each for the inputs' standard normals, the teacher's
+    coefficients and the noise's standard normals, so one key gives the same draws for every
+    spectrum and SNR: cells of a grid are paired seed by seed.
+
+    Args:
+      key: a JAX PRNG key (one per seed).
+      spectrum: the input spectrum and teacher subspace.
+      snr: signal-to-noise ratio ``std(signal)/std(noise)``, over all n points (ddof 0);
+        ``inf`` gives noiseless targets.
+      n: total number of points.
+      n_train: the first ``n_train`` points train, the rest test.
+
+    Returns:
+      A :class:`Task`.
+
+    Example:
+      >>> import jax
+      >>> task = sample_task(jax.random.key(0), case_spectrum("high"), 1.0, n=100, n_train=20)
+      >>> task.x_train.shape, task.y_test.shape
+      ((20, 10), (80,))
+    """
+    if not 1 < n_train < n:
+        raise ValueError(f"need 1 < n_train < n, got n_train={n_train}, n={n}")
+    dtype = spectrum.eigenvalues.dtype
+    dx = spectrum.eigenvalues.shape[-1]
+    key_x, key_beta, key_noise = jax.random.split(key, 3)
+    z = jax.random.normal(key_x, (n, dx), dtype)
+    x = jnp.matmul(
+        z * jnp.sqrt(spectrum.eigenvalues),
+        spectrum.eigenvectors.T,
+        precision=jax.lax.Precision.HIGHEST,
+    )
+    coefficients = jax.random.normal(key_beta, (spectrum.teacher_basis.shape[-1],), dtype)
+    beta = spectrum.teacher_basis @ coefficients
+    signal = teacher(x, beta)
+    noise = jax.random.normal(key_noise, (n,), dtype) * (jnp.std(signal) / snr)
+    y = signal + noise
+    y_train, y_test = standardize(y[:n_train], y[n_train:])
+    return Task(x[:n_train], y_train, x[n_train:], y_test, beta)

@@ -1,0 +1,158 @@
+"""Powers of symmetric positive semi-definite matrices.
+
+The preconditioner of the paper is P = Σ^p, the p-th power of the input covariance. It is
+computed from an eigendecomposition Σ = Q diag(λ) Qᵀ as P = Q diag(λ^p) Qᵀ. Splitting the two
+steps lets the (expensive, recompiling) decomposition happen once while p stays a traced value
+that can be swept with ``vmap``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+#: Eigenvalues below ``DEFAULT_EIGENVALUE_FLOOR * max(λ)`` are raised to that value before a
+#: power is taken, so that negative powers of (numerically) singular matrices stay finite.
+DEFAULT_EIGENVALUE_FLOOR = 1e-7
+
+
+class Eigh(NamedTuple):
+    """Eigendecomposition of a symmetric matrix: ``M = Q diag(eigenvalues) Qᵀ``.
+
+    Attributes:
+      eigenvalues: ``(d,)`` eigenvalues in ascending order.
+      eigenvectors: ``(d, d)`` matrix ``Q`` whose columns are the eigenvectors.
+    """
+
+    eigenvalues: jax.Array
+    eigenvectors: jax.Array
+
+
+def _is_concrete(*values) -> bool:
+    return not any(isinstance(v, jax.core.Tracer) for v in values)
+
+
+def eigh_psd(matrix, *, damping: float = 0.0) -> Eigh:
+    """Eigendecomposition of the damped PSD matrix ``matrix + damping·I``.
+
+    Args:
+      matrix: ``(d, d)`` symmetric positive semi-definite matrix.
+      damping: non-negative value added to every eigenvalue.
+
+    Returns:
+      An :class:`Eigh` of ``matrix + damping·I``. Tiny negative eigenvalues from rounding are
+      clipped to zero.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> eigh_psd(jnp.diag(jnp.array([4.0, 1.0])), damping=1.0).eigenvalues
+      Array([2., 5.], dtype=float32)
+    """
+    matrix = jnp.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"matrix must be square (d, d), got shape {matrix.shape}")
+    if _is_concrete(damping) and damping < 0:
+        raise ValueError(f"damping must be non-negative, got {damping}")
+    matrix = 0.5 * (matrix + matrix.T)
+    eigenvalues, eigenvectors = jnp.linalg.eigh(matrix)
+    return Eigh(jnp.maximum(eigenvalues, 0.0) + damping, eigenvectors)
+
+
+def eigenvalue_power(eigenvalues, power, *, eigenvalue_floor: float = DEFAULT_EIGENVALUE_FLOOR):
+    """``λ^p`` for PSD eigenvalues, finite for every ``p`` (see :data:`DEFAULT_EIGENVALUE_FLOOR`).
+
+    Eigenvalues are first raised to at least ``eigenvalue_floor · max(λ)`` (and to the smallest
+    normal number of the dtype), then the power is clipped to the largest finite value.
+
+    Args:
+      eigenvalues: ``(d,)`` non-negative eigenvalues.
+      power: the exponent ``p``; a Python number or a (possibly traced) scalar.
+      eigenvalue_floor: relative floor on the eigenvalues.
+
+    Returns:
+      ``(d,)`` array of ``λ^p``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> eigenvalue_power(jnp.array([4.0, 1.0]), -0.5)
+      Array([0.5, 1. ], dtype=float32)
+    """
+    eigenvalues = jnp.asarray(eigenvalues)
+    info = jnp.finfo(eigenvalues.dtype)
+    floor = jnp.maximum(eigenvalue_floor * jnp.max(eigenvalues), info.tiny)
+    powered = jnp.power(jnp.maximum(eigenvalues, floor), power)
+    return jnp.minimum(powered, info.max)
+
+
+def power_from_eigh(eigh: Eigh, power, *, eigenvalue_floor: float = DEFAULT_EIGENVALUE_FLOOR):
+    """``Q diag(λ^p) Qᵀ`` from a precomputed eigendecomposition.
+
+    ``power`` may be traced, so a sweep over ``p`` under ``vmap`` compiles once.
+
+    Args:
+      eigh: the decomposition of the PSD matrix.
+      power: the exponent ``p``.
+      eigenvalue_floor: relative eigenvalue floor, see :func:`eigenvalue_power`.
+
+    Returns:
+      The ``(d, d)`` matrix power.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> e = eigh_psd(jnp.diag(jnp.array([4.0, 9.0])))
+      >>> power_from_eigh(e, 0.5)
+      Array([[2., 0.],
+             [0., 3.]], dtype=float32)
+    """
+    scaled = eigh.eigenvectors * eigenvalue_power(
+        eigh.eigenvalues, power, eigenvalue_floor=eigenvalue_floor
+    )
+    return jnp.matmul(scaled, eigh.eigenvectors.T, precision=jax.lax.Precision.HIGHEST)
+
+
+def matrix_power(
+    matrix,
+    power,
+    *,
+    damping: float = 0.0,
+    eigenvalue_floor: float = DEFAULT_EIGENVALUE_FLOOR,
+):
+    """The ``p``-th power of a symmetric PSD matrix, ``(Σ + δI)^p``.
+
+    A negative power of a singular matrix without damping is undefined: when the matrix and the
+    power are concrete this raises a ``ValueError``; for traced inputs the eigenvalue floor keeps
+    the result finite.
+
+    Args:
+      matrix: ``(d, d)`` symmetric PSD matrix.
+      power: the exponent ``p``.
+      damping: ``δ ≥ 0`` added to the eigenvalues before the power.
+      eigenvalue_floor: relative eigenvalue floor, see :func:`eigenvalue_power`.
+
+    Returns:
+      The ``(d, d)`` matrix ``(matrix + damping·I)^power``.
+
+    Raises:
+      ValueError: the matrix is not square, ``damping < 0``, or ``power < 0`` on a concrete
+        singular matrix without damping.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> matrix_power(jnp.array([[2.0, 0.0], [0.0, 8.0]]), -1.0)
+      Array([[0.5  , 0.   ],
+             [0.   , 0.125]], dtype=float32)
+    """
+    eigh = eigh_psd(matrix, damping=damping)
+    if _is_concrete(power, eigh.eigenvalues) and np.ndim(power) == 0 and power < 0:
+        eigenvalues = np.asarray(eigh.eigenvalues)
+        resolution = eigenvalues.size * np.finfo(eigenvalues.dtype).eps * eigenvalues.max()
+        if eigenvalues.min() <= resolution:
+            raise ValueError(
+                f"power={power} of a singular matrix (smallest eigenvalue "
+                f"{eigenvalues.min():.3g}, largest {eigenvalues.max():.3g}) is undefined; "
+                "pass damping > 0"
+            )
+    return power_from_eigh(eigh, power, eigenvalue_floor=eigenvalue_floor)

@@ -1,0 +1,126 @@
+"""The student: a two-layer ReLU network as a plain pytree.
+
+Parameters are ``{"W1": (dh, dx), "b1": (dh,), "W2": (dh,), "b2": ()}``: the first-layer kernel is
+stored ``(dh, dx)`` as in torch (layout ``"out_in"``), so neuron ``j`` is row ``W1[j]``. Keeping
+torch's layout keeps XLA's reductions in the reference's order: at the edge of stability the
+float32 trajectories then follow the reference's (a ``(dx, dh)`` kernel drifts away by 3e-4 within
+300 steps on the Case Low, p = 1 fixture, through rounding alone).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxprecond.linalg import matrix_power
+
+
+def _check_sizes(dx, dh):
+    for name, value in (("dx", dx), ("dh", dh)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def init_mlp(key, dx: int, dh: int, *, scale: float = 1e-3, dtype=jnp.float32) -> dict:
+    """Kaiming-uniform weights times ``scale`` and zero biases, as the reference code.
+
+    Each weight is ``U(−b, b)·scale`` with ``b = √(6/fan_in)`` (torch's ``kaiming_uniform_``
+    with ``a = 0``).
+
+    Args:
+      key: a JAX PRNG key.
+      dx: input dimension.
+      dh: hidden width.
+      scale: multiplier on the weights (1e-3 in the paper: a small, feature-learning init).
+      dtype: floating dtype.
+
+    Returns:
+      The parameter dict.
+
+    Example:
+      >>> import jax
+      >>> {k: v.shape for k, v in init_mlp(jax.random.key(0), 10, 500).items()}
+      {'W1': (500, 10), 'b1': (500,), 'W2': (500,), 'b2': ()}
+    """
+    _check_sizes(dx, dh)
+    key1, key2 = jax.random.split(key)
+    bound1, bound2 = np.sqrt(6.0 / dx), np.sqrt(6.0 / dh)
+    return {
+        "W1": scale * jax.random.uniform(key1, (dh, dx), dtype, -bound1, bound1),
+        "b1": jnp.zeros((dh,), dtype),
+        "W2": scale * jax.random.uniform(key2, (dh,), dtype, -bound2, bound2),
+        "b2": jnp.zeros((), dtype),
+    }
+
+
+def init_mlp_gaussian(key, preconditioner, dh: int, *, sigma: float = 1e-3) -> dict:
+    """The theory's initialisation: neurons ``w_j ~ N(0, σ² P)``, head ``N(0, σ²)``, zero biases.
+
+    Args:
+      key: a JAX PRNG key.
+      preconditioner: ``(dx, dx)`` PSD matrix ``P``.
+      dh: hidden width.
+      sigma: standard deviation scale ``σ``.
+
+    Returns:
+      The parameter dict.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> init_mlp_gaussian(jax.random.key(0), jnp.eye(3), 4)["W1"].shape
+      (4, 3)
+    """
+    preconditioner = jnp.asarray(preconditioner)
+    dx = preconditioner.shape[0]
+    _check_sizes(dx, dh)
+    key1, key2 = jax.random.split(key)
+    root = matrix_power(preconditioner, 0.5)
+    z = jax.random.normal(key1, (dh, dx), preconditioner.dtype)
+    return {
+        "W1": sigma * (z @ root),
+        "b1": jnp.zeros((dh,), preconditioner.dtype),
+        "W2": sigma * jax.random.normal(key2, (dh,), preconditioner.dtype),
+        "b2": jnp.zeros((), preconditioner.dtype),
+    }
+
+
+def hidden(params, x, precision=jax.lax.Precision.HIGHEST):
+    """First-layer activations ``relu(x W1ᵀ + b1)``, shape ``(N, dh)``."""
+    return jax.nn.relu(jnp.matmul(x, params["W1"].T, precision=precision) + params["b1"])
+
+
+def mlp_apply(params, x, precision=jax.lax.Precision.HIGHEST):
+    """The network's output ``relu(x W1ᵀ + b1) · W2 + b2``.
+
+    Args:
+      params: the parameter dict.
+      x: ``(N, dx)`` inputs.
+      precision: matmul precision (``HIGHEST`` keeps float32 exact on GPUs and TPUs).
+
+    Returns:
+      ``(N,)`` outputs.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> mlp_apply(init_mlp(jax.random.key(0), 2, 3), jnp.ones((4, 2))).shape
+      (4,)
+    """
+    return (
+        jnp.matmul(hidden(params, x, precision), params["W2"], precision=precision) + params["b2"]
+    )
+
+
+def weight_norm_sq(params):
+    """``‖W1‖² + ‖W2‖²`` (biases excluded), the weight-decay term of the reference."""
+    return jnp.sum(params["W1"] ** 2) + jnp.sum(params["W2"] ** 2)
+
+
+def from_torch(W1, b1, W2, b2) -> dict:
+    """Convert torch ``nn.Linear`` weights (``W2`` of shape ``(1, dh)``) to this module's dict."""
+    return {
+        "W1": jnp.asarray(W1),
+        "b1": jnp.asarray(b1),
+        "W2": jnp.asarray(W2).reshape(-1),
+        "b2": jnp.asarray(b2).reshape(()),
+    }

@@ -1,0 +1,273 @@
+"""The noise-robustness experiment (paper Fig. 1a,b): case × p × SNR × seeds in one program.
+
+Each cell trains the student with the first-layer kernel preconditioned by ``Σ^p`` on the
+single-index teacher with label noise at a given SNR. Seed ``i`` draws its data and init from
+``fold_in(root, i)``, identical in every cell, so cells are paired seed by seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxprecond.data import (
+    CASES,
+    Spectrum,
+    case_spectrum,
+    random_rotation,
+    sample_task,
+    stack_spectra,
+)
+from jaxprecond.linalg import Eigh
+from jaxprecond.model import init_mlp
+from jaxprecond.train import Trajectory, train
+from jaxprecond.transforms import NORMALIZATIONS, covariance_power
+
+PRECISIONS = {
+    "highest": jax.lax.Precision.HIGHEST,
+    "high": jax.lax.Precision.HIGH,
+    "default": jax.lax.Precision.DEFAULT,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseConfig:
+    """Settings of the noise-robustness experiment; the defaults are the reference settings.
+
+    Attributes:
+      cases: input-spectrum cases, a subset of ``("high", "low")``.
+      powers: preconditioner exponents ``p``.
+      snrs: signal-to-noise ratios.
+      seeds: number of seeds per cell.
+      steps: gradient steps.
+      log_every: record metrics every this many steps.
+      dx, dh: input dimension and hidden width.
+      n, n_train: total points and training points (the rest test).
+      scale, k: the large eigenvalue (small one ``1/scale``) and the teacher's number of
+        eigen-directions.
+      learning_rate, weight_decay, init_scale: as in the reference.
+      normalize: normalisation of ``P`` (``None``, ``"max"``, ``"trace"``).
+      batch_size: minibatch size, ``None`` for full batch.
+      rotate: rotate the spectrum's eigenvectors by a random orthogonal matrix (one per run).
+      root_seed: the root of every seed's key.
+      chunk_size: seeds per compiled call (``None``: all seeds at once).
+      eval_block_size: test points evaluated at once.
+      float64: compute in float64 instead of float32.
+      precision: matmul precision name: ``"highest"``, ``"high"`` or ``"default"``.
+    """
+
+    cases: tuple[str, ...] = CASES
+    powers: tuple[float, ...] = (-1.0, -0.5, 0.0, 0.5, 1.0)
+    snrs: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
+    seeds: int = 16
+    steps: int = 10_000
+    log_every: int = 100
+    dx: int = 10
+    dh: int = 500
+    n: int = 10_000
+    n_train: int = 200
+    scale: float = 10.0
+    k: int = 1
+    learning_rate: float = 1e-2
+    weight_decay: float = 1e-6
+    init_scale: float = 1e-3
+    normalize: str | None = None
+    batch_size: int | None = None
+    rotate: bool = False
+    root_seed: int = 0
+    chunk_size: int | None = None
+    eval_block_size: int = 980
+    float64: bool = False
+    precision: str = "highest"
+
+    def __post_init__(self):
+        for name in ("cases", "powers", "snrs"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad setting."""
+
+        def positive_int(name):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+        for name in (
+            "seeds",
+            "steps",
+            "log_every",
+            "dx",
+            "dh",
+            "n",
+            "n_train",
+            "k",
+            "eval_block_size",
+        ):
+            positive_int(name)
+        for name in ("chunk_size", "batch_size"):
+            if getattr(self, name) is not None:
+                positive_int(name)
+        if self.steps % self.log_every:
+            raise ValueError(f"steps={self.steps} must be a multiple of log_every={self.log_every}")
+        if not self.cases or any(c not in CASES for c in self.cases):
+            raise ValueError(f"cases must be a non-empty subset of {CASES}, got {self.cases!r}")
+        if len(set(self.cases)) != len(self.cases):
+            raise ValueError(f"cases repeat: {self.cases!r}")
+        if not self.powers or not all(math.isfinite(p) for p in self.powers):
+            raise ValueError(
+                f"powers must be a non-empty list of finite numbers, got {self.powers!r}"
+            )
+        if not self.snrs or not all(s > 0 for s in self.snrs):
+            raise ValueError(
+                f"snrs must be a non-empty list of positive numbers, got {self.snrs!r}"
+            )
+        if not 1 < self.n_train < self.n:
+            raise ValueError(f"need 1 < n_train < n, got n_train={self.n_train}, n={self.n}")
+        if not self.k < self.dx:
+            raise ValueError(f"need k < dx, got k={self.k}, dx={self.dx}")
+        for name in ("scale", "learning_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("weight_decay", "init_scale"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)!r}")
+        if self.normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {tuple(PRECISIONS)}, got {self.precision!r}"
+            )
+
+    @property
+    def dtype(self):
+        return jnp.float64 if self.float64 else jnp.float32
+
+    @property
+    def records(self) -> int:
+        return self.steps // self.log_every
+
+    @property
+    def grid_shape(self) -> tuple[int, int, int]:
+        return len(self.cases), len(self.powers), len(self.snrs)
+
+
+#: The main job's CPU-sized default (a few minutes on 2 cores) and the paper's settings.
+PRESETS = {
+    "cpu": NoiseConfig(snrs=(0.25, 1.0, 4.0), seeds=4, steps=2_000, log_every=100),
+    "paper": NoiseConfig(),
+}
+
+
+def spectra(config: NoiseConfig) -> Spectrum:
+    """The stacked input spectra of ``config.cases`` (leading axis: case)."""
+    rotation = None
+    if config.rotate:
+        key = jax.random.fold_in(jax.random.key(config.root_seed), 2**31 - 1)
+        rotation = random_rotation(key, config.dx, config.dtype)
+    return stack_spectra(
+        [
+            case_spectrum(
+                c,
+                dx=config.dx,
+                k=config.k,
+                scale=config.scale,
+                rotation=rotation,
+                dtype=config.dtype,
+            )
+            for c in config.cases
+        ]
+    )
+
+
+def seed_key(config: NoiseConfig, seed_index):
+    """The key of seed ``seed_index``: ``fold_in(key(root_seed), seed_index)``."""
+    return jax.random.fold_in(jax.random.key(config.root_seed), seed_index)
+
+
+def simulate_cell(key, spectrum: Spectrum, power, snr, *, config: NoiseConfig) -> Trajectory:
+    """Train one student: one seed, one case, one ``p``, one SNR.
+
+    Args:
+      key: the seed's key (see :func:`seed_key`).
+      spectrum: the case's input spectrum.
+      power: the exponent ``p`` (may be traced).
+      snr: the signal-to-noise ratio (may be traced).
+      config: the experiment's settings.
+
+    Returns:
+      The run's :class:`~jaxprecond.train.Trajectory`.
+    """
+    key_data, key_init, key_batch = jax.random.split(key, 3)
+    task = sample_task(key_data, spectrum, snr, n=config.n, n_train=config.n_train)
+    params = init_mlp(key_init, config.dx, config.dh, scale=config.init_scale, dtype=config.dtype)
+    optimizer = covariance_power(
+        config.learning_rate,
+        Eigh(spectrum.eigenvalues, spectrum.eigenvectors),
+        power,
+        layout="out_in",
+        normalize=config.normalize,
+    )
+    _, trajectory = train(
+        params,
+        optimizer,
+        task,
+        steps=config.steps,
+        log_every=config.log_every,
+        weight_decay=config.weight_decay,
+        eigenvectors=spectrum.eigenvectors,
+        batch_size=config.batch_size,
+        key=key_batch,
+        eval_block_size=config.eval_block_size,
+        precision=PRECISIONS[config.precision],
+    )
+    return trajectory
+
+
+def grid_function(config: NoiseConfig, *, group_size: int = 4):
+    """A jitted function ``seed_indices -> Trajectory`` over the whole grid.
+
+    The grid is flattened into one list of runs (seed × case × p × snr) that is trained
+    ``group_size`` runs at a time (``lax.map`` over groups, ``vmap`` within a group): each
+    group's activations then stay in cache for the whole run, where one ``vmap`` over every run
+    would stream all of them through memory at every step.
+
+    Args:
+      config: the experiment's settings.
+      group_size: runs trained side by side.
+
+    Returns:
+      A function of ``(S,)`` seed indices whose result has the leading axes
+      ``(seed, case, p, snr)``, then the record axis.
+    """
+    cell = functools.partial(simulate_cell, config=config)
+    n_case, n_power, n_snr = config.grid_shape
+
+    @jax.jit
+    def run(seed_indices):
+        shape = (seed_indices.shape[0], n_case, n_power, n_snr)
+        seed, case, power, snr = (
+            a.reshape(-1)
+            for a in jnp.meshgrid(
+                seed_indices,
+                jnp.arange(n_case),
+                jnp.arange(n_power),
+                jnp.arange(n_snr),
+                indexing="ij",
+            )
+        )
+        keys = jax.vmap(functools.partial(seed_key, config))(seed)
+        spectrum = jax.tree.map(lambda leaf: leaf[case], spectra(config))
+        powers = jnp.asarray(config.powers, config.dtype)[power]
+        snrs = jnp.asarray(config.snrs, config.dtype)[snr]
+        out = jax.lax.map(
+            lambda args: cell(*args), (keys, spectrum, powers, snrs), batch_size=group_size
+        )
+        return jax.tree.map(lambda leaf: leaf.reshape(shape + leaf.shape[1:]), out)
+
+    return run

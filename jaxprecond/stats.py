@@ -1,0 +1,85 @@
+"""Seed statistics: mean, spread and 95% intervals, with diverged seeds counted and excluded."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+
+class DivergenceWarning(UserWarning):
+    """Some seeds produced NaN or inf and were left out of the statistics."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedSummary:
+    """Statistics over the seed axis; every field has the input's shape without that axis.
+
+    Attributes:
+      mean, std: mean and standard deviation (ddof 1) over the finite seeds.
+      sem: standard error of the mean, ``std / √n``.
+      ci_low, ci_high: 95% Student-t confidence interval of the mean.
+      n_valid: number of finite seeds.
+      n_diverged: number of seeds with a NaN or inf value, excluded from the above.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    sem: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    n_valid: np.ndarray
+    n_diverged: np.ndarray
+
+
+def diverged(values, seed_axis: int, trailing_axes: tuple[int, ...] = ()) -> np.ndarray:
+    """Which seeds have any non-finite value (over ``trailing_axes``, e.g. the step axis)."""
+    values = np.asarray(values)
+    bad = ~np.isfinite(values)
+    return bad.any(axis=trailing_axes) if trailing_axes else bad
+
+
+def summarize_seeds(values, axis: int = -1, *, level: float = 0.95, name: str = "values"):
+    """Mean, standard deviation, standard error and confidence interval over seeds.
+
+    Non-finite seeds are excluded and counted; a :class:`DivergenceWarning` names how many.
+
+    Args:
+      values: array with a seed axis.
+      axis: the seed axis.
+      level: confidence level of the interval.
+      name: what the values are, for the warning.
+
+    Returns:
+      A :class:`SeedSummary`.
+
+    Example:
+      >>> import warnings
+      >>> with warnings.catch_warnings():
+      ...     warnings.simplefilter("ignore")
+      ...     s = summarize_seeds(np.array([1.0, 2.0, 3.0, np.nan]))
+      >>> float(s.mean), int(s.n_diverged)
+      (2.0, 1)
+    """
+    values = np.moveaxis(np.asarray(values, np.float64), axis, -1)
+    finite = np.isfinite(values)
+    n_valid = finite.sum(-1)
+    n_diverged = values.shape[-1] - n_valid
+    if n_diverged.any():
+        warnings.warn(
+            f"{int(n_diverged.sum())} diverged (non-finite) seed values in {name} were excluded "
+            f"from the statistics ({int((n_diverged > 0).sum())} cells affected)",
+            DivergenceWarning,
+            stacklevel=2,
+        )
+    clean = np.where(finite, values, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = clean.sum(-1) / n_valid
+        squares = np.where(finite, (values - mean[..., None]) ** 2, 0.0).sum(-1)
+        std = np.sqrt(squares / (n_valid - 1))
+        sem = std / np.sqrt(n_valid)
+        quantile = scipy_stats.t.ppf(0.5 + level / 2, np.maximum(n_valid - 1, 1))
+    half = np.where(n_valid > 1, quantile * sem, np.nan)
+    return SeedSummary(mean, std, sem, mean - half, mean + half, n_valid, n_diverged)
