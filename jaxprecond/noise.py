@@ -7,13 +7,17 @@ single-index teacher with label noise at a given SNR. Seed ``i`` draws its data 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
+import warnings
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from jaxprecond.data import (
     CASES,
@@ -25,6 +29,9 @@ from jaxprecond.data import (
 )
 from jaxprecond.linalg import Eigh
 from jaxprecond.model import init_mlp
+from jaxprecond.plotting import plot_noise
+from jaxprecond.stats import DivergenceWarning, SeedSummary, summarize_seeds
+from jaxprecond.store import load_run, save_run, write_text
 from jaxprecond.train import Trajectory, train
 from jaxprecond.transforms import NORMALIZATIONS, covariance_power
 
@@ -271,3 +278,125 @@ def grid_function(config: NoiseConfig, *, group_size: int = 4):
         return jax.tree.map(lambda leaf: leaf.reshape(shape + leaf.shape[1:]), out)
 
     return run
+
+
+METRICS = ("train_loss", "test_mse", "alignment", "energy")
+
+
+@dataclasses.dataclass
+class NoiseResults:
+    """Results of :func:`run_noise`: trajectories of every seed in every cell.
+
+    Attributes:
+      config: the experiment's settings.
+      steps: ``(R,)`` the step index ``t`` of each record (loss before, test MSE after step t).
+      train_loss, test_mse, alignment: ``(case, p, snr, seed, R)`` trajectories.
+      energy: ``(case, p, snr, seed, R, dx)`` first-layer energy along Σ's eigenvectors.
+    """
+
+    config: NoiseConfig
+    steps: np.ndarray
+    train_loss: np.ndarray
+    test_mse: np.ndarray
+    alignment: np.ndarray
+    energy: np.ndarray
+
+    def final(self, metric: str) -> np.ndarray:
+        """The last record of ``metric``: ``(case, p, snr, seed)`` (``energy``: ``(..., dx)``)."""
+        values = getattr(self, metric)
+        return values[..., -1, :] if metric == "energy" else values[..., -1]
+
+    def summary(self, metric: str = "test_mse", *, final: bool = True) -> SeedSummary:
+        """Seed statistics of ``metric`` (final value, or the whole trajectory).
+
+        A seed whose trajectory of ``metric`` holds a NaN or inf anywhere counts as diverged: it
+        is excluded and reported with a :class:`~jaxprecond.stats.DivergenceWarning`.
+        """
+        if metric not in METRICS[:3]:
+            raise ValueError(f"metric must be one of {METRICS[:3]}, got {metric!r}")
+        values = getattr(self, metric)
+        bad = ~np.isfinite(values).all(axis=-1, keepdims=True)
+        values = np.where(bad, np.nan, values)
+        if final:
+            values = values[..., -1]
+            return summarize_seeds(values, axis=-1, name=metric)
+        return summarize_seeds(values, axis=-2, name=metric)
+
+    def table(self) -> str:
+        """A Markdown table of final train loss and test MSE (mean and 95% CI) per cell."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DivergenceWarning)
+            test, train = self.summary("test_mse"), self.summary("train_loss")
+        lines = [
+            "| case | p | SNR | test MSE (95% CI) | train loss (95% CI) | seeds | diverged |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for i, case in enumerate(self.config.cases):
+            for j, p in enumerate(self.config.powers):
+                for k, snr in enumerate(self.config.snrs):
+                    c = (i, j, k)
+                    lines.append(
+                        f"| {case} | {p:g} | {snr:g} "
+                        f"| {test.mean[c]:.4f} [{test.ci_low[c]:.4f}, {test.ci_high[c]:.4f}] "
+                        f"| {train.mean[c]:.4f} [{train.ci_low[c]:.4f}, {train.ci_high[c]:.4f}] "
+                        f"| {test.n_valid[c]} | {test.n_diverged[c]} |"
+                    )
+        return "\n".join(lines)
+
+    def save(self, directory, *, overwrite: bool = False) -> Path:
+        """Write the run folder (arrays, config, environment, ``summary.md``, ``figure.png``)."""
+        arrays = {name: getattr(self, name) for name in ("steps",) + METRICS}
+        directory = save_run(
+            directory, arrays, dataclasses.asdict(self.config), overwrite=overwrite
+        )
+        write_text(directory / "summary.md", self.table() + "\n")
+        plot_noise(self, directory / "figure.png")
+        return directory
+
+    @classmethod
+    def load(cls, directory) -> NoiseResults:
+        """Read a run folder written by :meth:`save`."""
+        arrays, config = load_run(directory)
+        return cls(config=NoiseConfig(**config), **arrays)
+
+
+def run_noise(config: NoiseConfig, *, progress: bool = True, group_size: int = 4) -> NoiseResults:
+    """Run the noise-robustness grid over all seeds, ``config.chunk_size`` seeds per call.
+
+    The program compiles once; the last chunk is padded (the padding's results are dropped), so
+    seed ``i``'s result is the same bit for bit whatever the number of seeds.
+
+    Args:
+      config: the experiment's settings.
+      progress: show a progress bar over chunks.
+      group_size: runs trained side by side inside the program (see :func:`grid_function`).
+
+    Returns:
+      :class:`NoiseResults`.
+
+    Example:
+      >>> cfg = NoiseConfig(cases=("high",), powers=(0.0,), snrs=(1.0,), seeds=2, steps=20,
+      ...                   log_every=10, dh=8, n=300, n_train=50)
+      >>> run_noise(cfg, progress=False).test_mse.shape
+      (1, 1, 1, 2, 2)
+    """
+    chunk = config.chunk_size or config.seeds
+    run = grid_function(config, group_size=group_size)
+    parts = []
+    with contextlib.ExitStack() as stack:
+        if config.float64:
+            stack.enter_context(jax.enable_x64(True))
+        bar = stack.enter_context(
+            tqdm(total=config.seeds, unit="seed", disable=not progress, desc="noise grid")
+        )
+        for start in range(0, config.seeds, chunk):
+            indices = np.arange(start, start + chunk)
+            out = jax.device_get(run(jnp.asarray(indices, jnp.uint32)))
+            keep = min(chunk, config.seeds - start)
+            parts.append(jax.tree.map(lambda leaf, keep=keep: leaf[:keep], out))
+            bar.update(keep)
+    trajectory = jax.tree.map(lambda *leaves: np.concatenate(leaves), *parts)
+    # (seed, case, p, snr, R, ...) -> (case, p, snr, seed, R, ...)
+    fields = {name: np.moveaxis(getattr(trajectory, name), 0, 3) for name in METRICS}
+    steps = np.arange(1, config.records + 1) * config.log_every - 1
+    return NoiseResults(config=config, steps=steps, **fields)

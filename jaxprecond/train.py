@@ -140,6 +140,7 @@ def train(
     key=None,
     eval_block_size: int = 1000,
     precision=Precision.HIGHEST,
+    opt_state=None,
 ):
     """Train ``params`` on ``task`` for ``steps`` steps, recording metrics every ``log_every``.
 
@@ -158,6 +159,7 @@ def train(
       key: PRNG key for minibatches (required with ``batch_size``).
       eval_block_size: test points evaluated at once.
       precision: matmul precision.
+      opt_state: the optimizer's state to start from (default: ``optimizer.init(params)``).
 
     Returns:
       ``(final_params, trajectory)`` with a :class:`Trajectory` of ``steps // log_every`` records.
@@ -204,6 +206,8 @@ def train(
         alignment, energy = first_layer_features(params["W1"], eigenvectors, task.beta)
         return carry, Trajectory(losses[-1], test_mse, alignment, energy)
 
+    if opt_state is None:
+        opt_state = optimizer.init(params)
     starts = jnp.arange(0, steps, log_every)
-    (params, _), trajectory = jax.lax.scan(block, (params, optimizer.init(params)), starts)
+    (params, _), trajectory = jax.lax.scan(block, (params, opt_state), starts)
     return params, trajectory

@@ -1,0 +1,143 @@
+"""Replays of the authors' PyTorch runs (``shared/reference/*.npz``) with jaxprecond's own loop.
+
+A noise fixture (``ref_*.npz``) stores the data, the initial weights and the per-step train loss
+and test MSE of 10 000 full-batch steps. The replay starts from the same weights and data, runs
+:func:`jaxprecond.train.train` with :func:`jaxprecond.transforms.covariance_power`, and compares
+trajectories element-wise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxprecond.data import Task
+from jaxprecond.model import from_torch
+from jaxprecond.train import train
+from jaxprecond.transforms import covariance_power
+
+#: Tolerances of the noise-fixture check (see the issue tracker's fidelity requirement).
+EARLY_STEPS = 300
+EARLY_TOLERANCE = 1e-5
+FINAL_TOLERANCE = 0.5
+
+
+def fixture_kind(path) -> str:
+    """``"noise"``, ``"transfer"`` or ``"adahessian"`` from the fixture's file name."""
+    name = Path(path).name
+    for prefix, kind in (
+        ("ref_", "noise"),
+        ("transfer_", "transfer"),
+        ("adahessian_", "adahessian"),
+    ):
+        if name.startswith(prefix):
+            return kind
+    raise ValueError(f"unknown fixture kind: {name} (expected ref_*, transfer_* or adahessian_*)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """One compared quantity: the largest element-wise relative deviation and its bound."""
+
+    name: str
+    deviation: float
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return bool(np.isfinite(self.deviation) and self.deviation <= self.tolerance)
+
+
+def relative_deviation(ours, reference) -> float:
+    """``max |ours − reference| / |reference|`` element-wise."""
+    ours, reference = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
+    return float(np.max(np.abs(ours - reference) / np.abs(reference)))
+
+
+def replay_noise(path, *, early_steps: int = EARLY_STEPS, float64: bool = False):
+    """Replay a noise fixture and compare it with the stored trajectories.
+
+    Args:
+      path: a ``ref_*.npz`` fixture.
+      early_steps: steps compared element by element.
+      float64: replay in float64 instead of the fixture's float32.
+
+    Returns:
+      A list of :class:`Comparison`: the early train-loss and test-MSE trajectories (bound
+      1e-5) and the final train loss and test MSE (bound 50%).
+    """
+    with np.load(path) as f:
+        fx = {k: f[k] for k in f.files}
+    meta = json.loads(str(fx["meta"]))
+    total = int(meta["epochs"])
+    with jax.enable_x64(float64):
+        dtype = jnp.float64 if float64 else jnp.float32
+
+        def cast(a):
+            return jnp.asarray(a, dtype)
+
+        params = jax.tree.map(
+            cast, from_torch(fx["W1_init"], fx["b1_init"], fx["W2_init"], fx["b2_init"])
+        )
+        task = Task(
+            cast(fx["X_train"]),
+            cast(fx["y_train"]),
+            cast(fx["X_test"]),
+            cast(fx["y_test"]),
+            cast(fx["beta_star"]),
+        )
+        optimizer = covariance_power(
+            meta["lr"], jnp.diag(cast(fx["eigenvalues"])), float(meta["p"]), layout="out_in"
+        )
+        eye = jnp.eye(task.x_train.shape[1], dtype=dtype)
+
+        def run(params, steps, log_every):
+            return train(
+                params,
+                optimizer,
+                task,
+                steps=steps,
+                log_every=log_every,
+                weight_decay=meta["wd"],
+                eigenvectors=eye,
+            )
+
+        params, early = jax.jit(run, static_argnums=(1, 2))(params, early_steps, 1)
+        rest = total - early_steps
+        _, late = jax.jit(run, static_argnums=(1, 2))(params, rest, rest)
+    return [
+        Comparison(
+            f"train_loss[:{early_steps}]",
+            relative_deviation(early.train_loss, fx["train_loss"][:early_steps]),
+            EARLY_TOLERANCE,
+        ),
+        Comparison(
+            f"test_mse[:{early_steps}]",
+            relative_deviation(early.test_mse, fx["test_mse"][:early_steps]),
+            EARLY_TOLERANCE,
+        ),
+        Comparison(
+            "final train_loss",
+            relative_deviation(late.train_loss[-1], fx["train_loss"][-1]),
+            FINAL_TOLERANCE,
+        ),
+        Comparison(
+            "final test_mse",
+            relative_deviation(late.test_mse[-1], fx["test_mse"][-1]),
+            FINAL_TOLERANCE,
+        ),
+    ]
+
+
+REPLAYS = {"noise": replay_noise}
+
+
+def check_fixture(path, **kwargs):
+    """Replay ``path`` with the replay for its kind; ``None`` if that kind has no replay yet."""
+    replay = REPLAYS.get(fixture_kind(path))
+    return None if replay is None else replay(path, **kwargs)

@@ -1,0 +1,57 @@
+"""The console script is a thin layer over run_noise."""
+
+import json
+
+from jaxprecond.cli import build_parser, main, noise_config
+from jaxprecond.noise import PRESETS, NoiseResults
+
+TINY = [
+    "noise",
+    "--seeds",
+    "2",
+    "--steps",
+    "20",
+    "--log-every",
+    "10",
+    "--p",
+    "0",
+    "1",
+    "--snr",
+    "1",
+    "--cases",
+    "high",
+    "--no-progress",
+]
+
+
+def test_noise_command_writes_a_loadable_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(TINY + ["--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| high | 1 | 1 |" in printed
+    results = NoiseResults.load(out)
+    assert results.test_mse.shape == (1, 2, 1, 2, 2)
+    config = json.loads((out / "config.json").read_text())
+    assert config["powers"] == [0.0, 1.0] and config["dh"] == PRESETS["cpu"].dh
+    assert "jax" in json.loads((out / "environment.json").read_text())["versions"]
+    # A second run into the same folder is refused before any computation.
+    assert main(TINY + ["--out", str(out)]) == 2
+    assert "already holds results" in capsys.readouterr().err
+
+
+def test_bad_value_is_a_clear_error(capsys):
+    assert main(["noise", "--seeds", "-3", "--no-progress"]) == 2
+    assert "seeds must be a positive integer, got -3" in capsys.readouterr().err
+
+
+def test_presets():
+    paper = noise_config(build_parser().parse_args(["noise", "--preset", "paper"]))
+    assert (paper.steps, paper.dh, paper.n, paper.n_train, paper.learning_rate) == (
+        10_000,
+        500,
+        10_000,
+        200,
+        1e-2,
+    )
+    assert paper.powers == (-1.0, -0.5, 0.0, 0.5, 1.0)
+    assert paper.snrs == (0.25, 0.5, 1.0, 2.0, 4.0)
