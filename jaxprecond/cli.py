@@ -34,6 +34,11 @@ def _noise_parser(sub) -> None:
         choices=["max", "trace"],
         help="normalise P by its largest eigenvalue or to trace dx",
     )
+    p.add_argument(
+        "--init",
+        choices=["kaiming", "gaussian"],
+        help="kaiming-uniform x 1e-3 (reference) or w_j ~ N(0, sigma^2 P) (theory)",
+    )
     p.add_argument("--batch-size", type=int, help="minibatch size (default: full batch)")
     p.add_argument("--chunk-size", type=int, help="seeds per compiled call")
     p.add_argument(

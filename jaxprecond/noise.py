@@ -28,13 +28,14 @@ from jaxprecond.data import (
     stack_spectra,
 )
 from jaxprecond.linalg import Eigh
-from jaxprecond.model import init_mlp
+from jaxprecond.model import init_mlp, init_mlp_gaussian
 from jaxprecond.plotting import plot_noise
 from jaxprecond.stats import DivergenceWarning, SeedSummary, summarize_seeds
 from jaxprecond.store import load_run, save_run, write_text
 from jaxprecond.train import Trajectory, train
-from jaxprecond.transforms import NORMALIZATIONS, covariance_power
+from jaxprecond.transforms import NORMALIZATIONS, covariance_power, preconditioner
 
+INITS = ("kaiming", "gaussian")
 PRECISIONS = {
     "highest": jax.lax.Precision.HIGHEST,
     "high": jax.lax.Precision.HIGH,
@@ -58,6 +59,8 @@ class NoiseConfig:
       scale, k: the large eigenvalue (small one ``1/scale``) and the teacher's number of
         eigen-directions.
       learning_rate, weight_decay, init_scale: as in the reference.
+      init: ``"kaiming"`` (kaiming-uniform × init_scale, zero biases: the reference) or
+        ``"gaussian"`` (the theory's ``w_j ~ N(0, init_scale² P)``).
       normalize: normalisation of ``P`` (``None``, ``"max"``, ``"trace"``).
       batch_size: minibatch size, ``None`` for full batch.
       rotate: rotate the spectrum's eigenvectors by a random orthogonal matrix (one per run).
@@ -83,6 +86,7 @@ class NoiseConfig:
     learning_rate: float = 1e-2
     weight_decay: float = 1e-6
     init_scale: float = 1e-3
+    init: str = "kaiming"
     normalize: str | None = None
     batch_size: int | None = None
     rotate: bool = False
@@ -144,6 +148,8 @@ class NoiseConfig:
         for name in ("weight_decay", "init_scale"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
         if self.precision not in PRECISIONS:
@@ -212,13 +218,18 @@ def simulate_cell(key, spectrum: Spectrum, power, snr, *, config: NoiseConfig) -
     """
     key_data, key_init, key_batch = jax.random.split(key, 3)
     task = sample_task(key_data, spectrum, snr, n=config.n, n_train=config.n_train)
-    params = init_mlp(key_init, config.dx, config.dh, scale=config.init_scale, dtype=config.dtype)
+    eigh = Eigh(spectrum.eigenvalues, spectrum.eigenvectors)
+    if config.init == "gaussian":
+        p_matrix = preconditioner(eigh, power, normalize=config.normalize)
+        if p_matrix is None:  # a Python p = 0
+            p_matrix = jnp.eye(config.dx, dtype=config.dtype)
+        params = init_mlp_gaussian(key_init, p_matrix, config.dh, sigma=config.init_scale)
+    else:
+        params = init_mlp(
+            key_init, config.dx, config.dh, scale=config.init_scale, dtype=config.dtype
+        )
     optimizer = covariance_power(
-        config.learning_rate,
-        Eigh(spectrum.eigenvalues, spectrum.eigenvectors),
-        power,
-        layout="out_in",
-        normalize=config.normalize,
+        config.learning_rate, eigh, power, layout="out_in", normalize=config.normalize
     )
     _, trajectory = train(
         params,

@@ -93,12 +93,12 @@ def blocked_mse(params, x, y, *, block_size: int, precision=Precision.HIGHEST):
     yb = jnp.pad(y, (0, pad)).reshape(n_blocks, block_size)
     mask = (jnp.arange(n_blocks * block_size) < m).reshape(n_blocks, block_size)
 
-    def add_block(total, block):
+    def block_sum(block):
         xs, ys, keep = block
         residual = jnp.where(keep, mlp_apply(params, xs, precision) - ys, 0.0)
-        return total + jnp.sum(residual**2), None
+        return jnp.sum(residual**2)
 
-    total, _ = jax.lax.scan(add_block, jnp.zeros((), y.dtype), (xb, yb, mask))
+    total = jnp.sum(jax.lax.map(block_sum, (xb, yb, mask)))
     return total / m
 
 
