@@ -72,8 +72,10 @@ def main(argv=None) -> None:
     peak = matmul_peak()
     print("matmul peak (float32 GFLOP/s): " + ", ".join(f"{n}: {g:.0f}" for n, g in peak.items()))
     rows = [seed_step_time(s, args.steps, args.repeats, args.group_size) for s in args.seeds]
-    print(f"\n| seeds | µs per seed-step (median of {args.repeats}) | compile s | temp MB | "
-          "temp MB per seed |")
+    print(
+        f"\n| seeds | µs per seed-step (median of {args.repeats}) | compile s | temp MB | "
+        "temp MB per seed |"
+    )
     print("|---|---|---|---|---|")
     for r in rows:
         temp = r["temp_bytes"]
@@ -83,8 +85,10 @@ def main(argv=None) -> None:
         print(f"| {r['seeds']} | {us:.1f} | {compile_s:.1f} | {mb} | {per} |")
     biggest = rows[-1]
     minutes = biggest["us_per_seed_step"] * 1e-6 * biggest["seeds"] * 10_000 / 60
-    print(f"\n10 000 steps of {biggest['seeds']} seeds: about {minutes:.1f} min "
-          f"(spread of repeats: {np.ptp(biggest['times']) / np.median(biggest['times']):.1%})")
+    print(
+        f"\n10 000 steps of {biggest['seeds']} seeds: about {minutes:.1f} min "
+        f"(spread of repeats: {np.ptp(biggest['times']) / np.median(biggest['times']):.1%})"
+    )
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ class Spectrum(NamedTuple):
     def covariance(self) -> jax.Array:
         """The ``(dx, dx)`` covariance ``Q diag(λ) Qᵀ``."""
         q = self.eigenvectors
-        return (q * self.eigenvalues) @ q.T
+        return jnp.matmul(q * self.eigenvalues, q.T, precision=jax.lax.Precision.HIGHEST)
 
 
 class Task(NamedTuple):
@@ -183,7 +183,7 @@ def sample_task(key, spectrum: Spectrum, snr, *, n: int = 10_000, n_train: int =
         precision=jax.lax.Precision.HIGHEST,
     )
     coefficients = jax.random.normal(key_beta, (spectrum.teacher_basis.shape[-1],), dtype)
-    beta = spectrum.teacher_basis @ coefficients
+    beta = jnp.matmul(spectrum.teacher_basis, coefficients, precision=jax.lax.Precision.HIGHEST)
     signal = teacher(x, beta)
     noise = jax.random.normal(key_noise, (n,), dtype) * (jnp.std(signal) / snr)
     y = signal + noise

@@ -14,9 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-#: Eigenvalues below ``DEFAULT_EIGENVALUE_FLOOR * max(λ)`` are raised to that value before a
-#: power is taken, so that negative powers of (numerically) singular matrices stay finite.
-DEFAULT_EIGENVALUE_FLOOR = 1e-7
+#: Before a *negative* power, eigenvalues below ``floor · max(λ)`` are raised to that value, so
+#: that negative powers of (numerically) singular matrices stay finite. ``None`` means
+#: ``d · eps(dtype)``: the resolution of a ``d × d`` eigendecomposition in that dtype.
+DEFAULT_EIGENVALUE_FLOOR = None
 
 
 class Eigh(NamedTuple):
@@ -61,16 +62,20 @@ def eigh_psd(matrix, *, damping: float = 0.0) -> Eigh:
     return Eigh(jnp.maximum(eigenvalues, 0.0) + damping, eigenvectors)
 
 
-def eigenvalue_power(eigenvalues, power, *, eigenvalue_floor: float = DEFAULT_EIGENVALUE_FLOOR):
+def eigenvalue_power(
+    eigenvalues, power, *, eigenvalue_floor: float | None = DEFAULT_EIGENVALUE_FLOOR
+):
     """``λ^p`` for PSD eigenvalues, finite for every ``p`` (see :data:`DEFAULT_EIGENVALUE_FLOOR`).
 
-    Eigenvalues are first raised to at least ``eigenvalue_floor · max(λ)`` (and to the smallest
-    normal number of the dtype), then the power is clipped to the largest finite value.
+    For ``p < 0`` the eigenvalues are first raised to at least ``eigenvalue_floor · max(λ)`` (and
+    to the smallest normal number of the dtype); the result is clipped to the largest finite
+    value. For ``p ≥ 0`` the eigenvalues are used as they are (``0^0 = 1``).
 
     Args:
       eigenvalues: ``(d,)`` non-negative eigenvalues.
       power: the exponent ``p``; a Python number or a (possibly traced) scalar.
-      eigenvalue_floor: relative floor on the eigenvalues.
+      eigenvalue_floor: relative floor on the eigenvalues for negative powers; ``None`` for
+        ``d · eps(dtype)``.
 
     Returns:
       ``(d,)`` array of ``λ^p``.
@@ -82,12 +87,16 @@ def eigenvalue_power(eigenvalues, power, *, eigenvalue_floor: float = DEFAULT_EI
     """
     eigenvalues = jnp.asarray(eigenvalues)
     info = jnp.finfo(eigenvalues.dtype)
+    if eigenvalue_floor is None:
+        eigenvalue_floor = eigenvalues.shape[-1] * float(info.eps)
     floor = jnp.maximum(eigenvalue_floor * jnp.max(eigenvalues), info.tiny)
-    powered = jnp.power(jnp.maximum(eigenvalues, floor), power)
-    return jnp.minimum(powered, info.max)
+    base = jnp.where(jnp.asarray(power) < 0, jnp.maximum(eigenvalues, floor), eigenvalues)
+    return jnp.minimum(jnp.power(base, power), info.max)
 
 
-def power_from_eigh(eigh: Eigh, power, *, eigenvalue_floor: float = DEFAULT_EIGENVALUE_FLOOR):
+def power_from_eigh(
+    eigh: Eigh, power, *, eigenvalue_floor: float | None = DEFAULT_EIGENVALUE_FLOOR
+):
     """``Q diag(λ^p) Qᵀ`` from a precomputed eigendecomposition.
 
     ``power`` may be traced, so a sweep over ``p`` under ``vmap`` compiles once.
@@ -118,7 +127,7 @@ def matrix_power(
     power,
     *,
     damping: float = 0.0,
-    eigenvalue_floor: float = DEFAULT_EIGENVALUE_FLOOR,
+    eigenvalue_floor: float | None = DEFAULT_EIGENVALUE_FLOOR,
 ):
     """The ``p``-th power of a symmetric PSD matrix, ``(Σ + δI)^p``.
 

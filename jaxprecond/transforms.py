@@ -32,9 +32,9 @@ def _check_choice(name: str, value, choices) -> None:
 
 def _as_eigh(covariance, damping) -> Eigh:
     if isinstance(covariance, Eigh):
-        if damping:
-            return Eigh(covariance.eigenvalues + damping, covariance.eigenvectors)
-        return covariance
+        if isinstance(damping, (int, float)) and damping == 0:
+            return covariance
+        return Eigh(covariance.eigenvalues + damping, covariance.eigenvectors)
     return eigh_psd(covariance, damping=damping)
 
 
@@ -44,7 +44,7 @@ def preconditioner(
     *,
     damping: float = 0.0,
     normalize: str | None = None,
-    eigenvalue_floor: float = DEFAULT_EIGENVALUE_FLOOR,
+    eigenvalue_floor: float | None = DEFAULT_EIGENVALUE_FLOOR,
 ):
     """``P = Σ^p``, optionally normalised; ``None`` when it is exactly the identity.
 
@@ -117,7 +117,7 @@ def scale_by_covariance_power(
     layout: str,
     damping: float = 0.0,
     normalize: str | None = None,
-    eigenvalue_floor: float = DEFAULT_EIGENVALUE_FLOOR,
+    eigenvalue_floor: float | None = DEFAULT_EIGENVALUE_FLOOR,
 ) -> optax.GradientTransformation:
     """Precondition each neuron's gradient by ``P = Σ^p``: ``g_j ← P g_j``.
 
@@ -170,6 +170,8 @@ def scale_by_covariance_power(
 
 
 def _last_key(path) -> Any:
+    if not path:  # the parameters are a single array
+        return None
     entry = path[-1]
     for attr in ("key", "name", "idx"):
         if hasattr(entry, attr):
@@ -243,7 +245,7 @@ def covariance_power(
     kernel: str | Callable[[Any], Any] = "W1",
     damping: float = 0.0,
     normalize: str | None = None,
-    eigenvalue_floor: float = DEFAULT_EIGENVALUE_FLOOR,
+    eigenvalue_floor: float | None = DEFAULT_EIGENVALUE_FLOOR,
 ) -> optax.GradientTransformation:
     """Gradient descent with the first-layer kernel preconditioned by ``Σ^p``.
 
