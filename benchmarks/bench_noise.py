@@ -11,6 +11,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 
@@ -18,7 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprecond.noise import NoiseConfig, grid_function
+from jaxprecond.noise import NoiseConfig, noise_experiment, noise_sweep_spec
+from jaxprecond.sweep import axis_arrays, chunk_function
 
 
 def matmul_peak(sizes=(256, 512, 1024, 2048), repeats: int = 5) -> dict[int, float]:
@@ -42,10 +44,12 @@ def _timed(fn) -> float:
 def seed_step_time(seeds: int, steps: int, repeats: int, group_size: int) -> dict:
     """Median µs per seed-step, compile time and temp memory of one cell with ``seeds`` seeds."""
     config = NoiseConfig(cases=("high",), powers=(1.0,), snrs=(1.0,), seeds=seeds, steps=steps)
-    run = grid_function(config, group_size=group_size)
+    spec, experiment = noise_sweep_spec(config, group_size=group_size), noise_experiment(config)
+    run, _ = chunk_function(spec, experiment)
     indices = jnp.arange(seeds, dtype=jnp.uint32)
+    values = axis_arrays(spec, experiment)
     start = time.perf_counter()
-    compiled = run.lower(indices).compile()
+    compiled = functools.partial(run.lower(indices, values).compile(), values=values)
     compile_s = time.perf_counter() - start
     memory = compiled.memory_analysis()
     temp = getattr(memory, "temp_size_in_bytes", None) if memory is not None else None

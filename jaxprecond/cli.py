@@ -46,8 +46,11 @@ def _noise_parser(sub) -> None:
     )
     p.add_argument("--root-seed", type=int, help="root of every seed's key")
     p.add_argument("--float64", action="store_true", default=None, help="compute in float64")
-    p.add_argument("--out", help="run folder (default: runs/noise-<time>)")
-    p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    p.add_argument(
+        "--out",
+        help="run folder (default: runs/noise-<time>); an unfinished run "
+        "there with the same settings is resumed",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -61,15 +64,11 @@ def noise_config(args: argparse.Namespace) -> NoiseConfig:
 def noise_command(args: argparse.Namespace) -> NoiseResults:
     config = noise_config(args)
     out = args.out or time.strftime("runs/noise-%Y%m%d-%H%M%S")
-    from jaxprecond.store import prepare_run_dir
-
-    prepare_run_dir(out, overwrite=args.overwrite)  # fail before computing, not after
     cells = len(config.cases) * len(config.powers) * len(config.snrs)
     print(f"noise grid: {cells} cells x {config.seeds} seeds, {config.steps} steps -> {out}")
     start = time.perf_counter()
-    results = run_noise(config, progress=not args.no_progress)
+    results = run_noise(config, out=out, progress=not args.no_progress)
     elapsed = time.perf_counter() - start
-    results.save(out, overwrite=True)
     print(results.table())
     print(f"done in {elapsed:.1f} s; results in {out}/ (figure.png, summary.md, arrays.npz)")
     return results

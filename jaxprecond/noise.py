@@ -7,9 +7,7 @@ single-index teacher with label noise at a given SNR. Seed ``i`` draws its data 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import math
 import warnings
 from pathlib import Path
@@ -17,7 +15,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
 from jaxprecond.data import (
     CASES,
@@ -31,7 +28,8 @@ from jaxprecond.linalg import Eigh
 from jaxprecond.model import init_mlp, init_mlp_gaussian
 from jaxprecond.plotting import plot_noise
 from jaxprecond.stats import DivergenceWarning, SeedSummary, summarize_seeds
-from jaxprecond.store import load_run, save_run, write_text
+from jaxprecond.store import ARRAYS, load_run, save_run, write_text
+from jaxprecond.sweep import MANIFEST, Experiment, SweepResults, SweepSpec, load_sweep, run_sweep
 from jaxprecond.train import Trajectory, train
 from jaxprecond.transforms import NORMALIZATIONS, covariance_power, preconditioner
 
@@ -198,20 +196,25 @@ def spectra(config: NoiseConfig) -> Spectrum:
     )
 
 
-def seed_key(config: NoiseConfig, seed_index):
-    """The key of seed ``seed_index``: ``fold_in(key(root_seed), seed_index)``."""
-    return jax.random.fold_in(jax.random.key(config.root_seed), seed_index)
-
-
-def simulate_cell(key, spectrum: Spectrum, power, snr, *, config: NoiseConfig) -> Trajectory:
+def simulate_cell(
+    key,
+    spectrum: Spectrum,
+    power,
+    snr,
+    *,
+    config: NoiseConfig,
+    learning_rate=None,
+    weight_decay=None,
+) -> Trajectory:
     """Train one student: one seed, one case, one ``p``, one SNR.
 
     Args:
-      key: the seed's key (see :func:`seed_key`).
+      key: the seed's key, ``fold_in(key(config.root_seed), seed_index)``.
       spectrum: the case's input spectrum.
       power: the exponent ``p`` (may be traced).
       snr: the signal-to-noise ratio (may be traced).
       config: the experiment's settings.
+      learning_rate, weight_decay: values replacing the config's (may be traced, for sweeps).
 
     Returns:
       The run's :class:`~jaxprecond.train.Trajectory`.
@@ -228,8 +231,12 @@ def simulate_cell(key, spectrum: Spectrum, power, snr, *, config: NoiseConfig) -
         params = init_mlp(
             key_init, config.dx, config.dh, scale=config.init_scale, dtype=config.dtype
         )
+    if learning_rate is None:
+        learning_rate = config.learning_rate
+    if weight_decay is None:
+        weight_decay = config.weight_decay
     optimizer = covariance_power(
-        config.learning_rate, eigh, power, layout="out_in", normalize=config.normalize
+        learning_rate, eigh, power, layout="out_in", normalize=config.normalize
     )
     _, trajectory = train(
         params,
@@ -237,7 +244,7 @@ def simulate_cell(key, spectrum: Spectrum, power, snr, *, config: NoiseConfig) -
         task,
         steps=config.steps,
         log_every=config.log_every,
-        weight_decay=config.weight_decay,
+        weight_decay=weight_decay,
         eigenvectors=spectrum.eigenvectors,
         batch_size=config.batch_size,
         key=key_batch,
@@ -247,48 +254,62 @@ def simulate_cell(key, spectrum: Spectrum, power, snr, *, config: NoiseConfig) -
     return trajectory
 
 
-def grid_function(config: NoiseConfig, *, group_size: int = 4):
-    """A jitted function ``seed_indices -> Trajectory`` over the whole grid.
+NOISE_AXES = {
+    "case": CASES,
+    "p": "numeric",
+    "snr": "numeric",
+    "learning_rate": "numeric",
+    "weight_decay": "numeric",
+}
 
-    The grid is flattened into one list of runs (seed × case × p × snr) that is trained
-    ``group_size`` runs at a time (``lax.map`` over groups, ``vmap`` within a group): each
-    group's activations then stay in cache for the whole run, where one ``vmap`` over every run
-    would stream all of them through memory at every step.
 
-    Args:
-      config: the experiment's settings.
-      group_size: runs trained side by side.
+def noise_experiment(config: NoiseConfig) -> Experiment:
+    """The noise experiment as a sweep :class:`~jaxprecond.sweep.Experiment`.
 
-    Returns:
-      A function of ``(S,)`` seed indices whose result has the leading axes
-      ``(seed, case, p, snr)``, then the record axis.
+    Sweepable axes: ``case`` (``"high"``/``"low"``), ``p``, ``snr``, ``learning_rate`` and
+    ``weight_decay``. An axis left out of the grid takes the config's value (for ``case``, ``p``
+    and ``snr``: the first of ``config.cases``, ``config.powers``, ``config.snrs``).
     """
-    cell = functools.partial(simulate_cell, config=config)
-    n_case, n_power, n_snr = config.grid_shape
 
-    @jax.jit
-    def run(seed_indices):
-        shape = (seed_indices.shape[0], n_case, n_power, n_snr)
-        seed, case, power, snr = (
-            a.reshape(-1)
-            for a in jnp.meshgrid(
-                seed_indices,
-                jnp.arange(n_case),
-                jnp.arange(n_power),
-                jnp.arange(n_snr),
-                indexing="ij",
+    def make_cell(names):
+        del names
+
+        def cell(key, values):
+            every_case = spectra(dataclasses.replace(config, cases=CASES))
+            case = values.get("case", CASES.index(config.cases[0]))
+            spectrum = jax.tree.map(lambda leaf: leaf[case], every_case)
+            return simulate_cell(
+                key,
+                spectrum,
+                values.get("p", config.powers[0]),
+                values.get("snr", config.snrs[0]),
+                config=config,
+                learning_rate=values.get("learning_rate"),
+                weight_decay=values.get("weight_decay"),
             )
-        )
-        keys = jax.vmap(functools.partial(seed_key, config))(seed)
-        spectrum = jax.tree.map(lambda leaf: leaf[case], spectra(config))
-        powers = jnp.asarray(config.powers, config.dtype)[power]
-        snrs = jnp.asarray(config.snrs, config.dtype)[snr]
-        out = jax.lax.map(
-            lambda args: cell(*args), (keys, spectrum, powers, snrs), batch_size=group_size
-        )
-        return jax.tree.map(lambda leaf: leaf.reshape(shape + leaf.shape[1:]), out)
 
-    return run
+        return cell
+
+    steps = tuple(range(config.log_every - 1, config.steps, config.log_every))
+    return Experiment(
+        name="noise",
+        config=dataclasses.asdict(config),
+        make_cell=make_cell,
+        allowed_axes=NOISE_AXES,
+        root_seed=config.root_seed,
+        steps=steps,
+        float64=config.float64,
+    )
+
+
+def noise_sweep_spec(config: NoiseConfig, *, group_size: int = 4) -> SweepSpec:
+    """The Fig. 1 grid of ``config``: axes case × p × snr, ``config.seeds`` seeds."""
+    return SweepSpec(
+        axes=(("case", config.cases), ("p", config.powers), ("snr", config.snrs)),
+        seeds=config.seeds,
+        chunk_size=config.chunk_size,
+        group_size=group_size,
+    )
 
 
 METRICS = ("train_loss", "test_mse", "alignment", "energy")
@@ -366,21 +387,39 @@ class NoiseResults:
 
     @classmethod
     def load(cls, directory) -> NoiseResults:
-        """Read a run folder written by :meth:`save`."""
+        """Read a run folder written by :meth:`save` or, if unfinished, by :func:`run_noise`."""
+        if not (Path(directory) / ARRAYS).exists() and (Path(directory) / MANIFEST).exists():
+            sweep = load_sweep(directory)
+            return cls.from_sweep(sweep, NoiseConfig(**sweep.config))
         arrays, config = load_run(directory)
         return cls(config=NoiseConfig(**config), **arrays)
 
+    @classmethod
+    def from_sweep(cls, sweep: SweepResults, config: NoiseConfig) -> NoiseResults:
+        """View a case × p × snr sweep as noise results (seeds present: ``sweep.seeds``)."""
+        if tuple(n for n, _ in sweep.axes) != ("case", "p", "snr"):
+            raise ValueError(f"need axes (case, p, snr), got {[n for n, _ in sweep.axes]}")
+        if len(sweep.seeds) != config.seeds:
+            config = dataclasses.replace(config, seeds=len(sweep.seeds))
+        fields = {name: sweep.data[name] for name in METRICS}
+        return cls(config=config, steps=np.asarray(sweep.steps), **fields)
 
-def run_noise(config: NoiseConfig, *, progress: bool = True, group_size: int = 4) -> NoiseResults:
-    """Run the noise-robustness grid over all seeds, ``config.chunk_size`` seeds per call.
 
-    The program compiles once; the last chunk is padded (the padding's results are dropped), so
-    seed ``i``'s result is the same bit for bit whatever the number of seeds.
+def run_noise(
+    config: NoiseConfig, *, out=None, progress: bool = True, group_size: int = 4
+) -> NoiseResults:
+    """Run the noise-robustness grid (case × p × SNR) over all seeds, through the sweep engine.
+
+    Seeds run ``config.chunk_size`` at a time (the last chunk padded, so seed ``i``'s result is
+    the same bit for bit whatever the number of seeds). With ``out``, chunks are written there
+    as they finish and a run started again resumes; the folder then also gets ``arrays.npz``,
+    ``summary.md`` and ``figure.png``.
 
     Args:
       config: the experiment's settings.
+      out: run folder, or ``None`` to keep the results in memory.
       progress: show a progress bar over chunks.
-      group_size: runs trained side by side inside the program (see :func:`grid_function`).
+      group_size: runs trained side by side inside the program.
 
     Returns:
       :class:`NoiseResults`.
@@ -391,23 +430,15 @@ def run_noise(config: NoiseConfig, *, progress: bool = True, group_size: int = 4
       >>> run_noise(cfg, progress=False).test_mse.shape
       (1, 1, 1, 2, 2)
     """
-    chunk = config.chunk_size or config.seeds
-    run = grid_function(config, group_size=group_size)
-    parts = []
-    with contextlib.ExitStack() as stack:
-        if config.float64:
-            stack.enter_context(jax.enable_x64(True))
-        bar = stack.enter_context(
-            tqdm(total=config.seeds, unit="seed", disable=not progress, desc="noise grid")
-        )
-        for start in range(0, config.seeds, chunk):
-            indices = np.arange(start, start + chunk)
-            out = jax.device_get(run(jnp.asarray(indices, jnp.uint32)))
-            keep = min(chunk, config.seeds - start)
-            parts.append(jax.tree.map(lambda leaf, keep=keep: leaf[:keep], out))
-            bar.update(keep)
-    trajectory = jax.tree.map(lambda *leaves: np.concatenate(leaves), *parts)
-    # (seed, case, p, snr, R, ...) -> (case, p, snr, seed, R, ...)
-    fields = {name: np.moveaxis(getattr(trajectory, name), 0, 3) for name in METRICS}
-    steps = np.arange(1, config.records + 1) * config.log_every - 1
-    return NoiseResults(config=config, steps=steps, **fields)
+    sweep = run_sweep(
+        noise_sweep_spec(config, group_size=group_size),
+        noise_experiment(config),
+        out=out,
+        progress=progress,
+    )
+    if sweep is None:  # a non-zero process of a multi-process run
+        return None
+    results = NoiseResults.from_sweep(sweep, config)
+    if out is not None and len(sweep.seeds) == config.seeds:
+        results.save(out, overwrite=True)
+    return results

@@ -41,16 +41,28 @@ def diverged(values, seed_axis: int, trailing_axes: tuple[int, ...] = ()) -> np.
     return bad.any(axis=trailing_axes) if trailing_axes else bad
 
 
-def summarize_seeds(values, axis: int = -1, *, level: float = 0.95, name: str = "values"):
+def summarize_seeds(
+    values,
+    axis: int = -1,
+    *,
+    level: float = 0.95,
+    name: str = "values",
+    bootstrap: int = 0,
+    bootstrap_seed: int = 0,
+):
     """Mean, standard deviation, standard error and confidence interval over seeds.
 
     Non-finite seeds are excluded and counted; a :class:`DivergenceWarning` names how many.
+    The interval is Student-t by default; with ``bootstrap > 0`` it is the percentile interval
+    of that many resamples of the finite seeds.
 
     Args:
       values: array with a seed axis.
       axis: the seed axis.
       level: confidence level of the interval.
       name: what the values are, for the warning.
+      bootstrap: number of bootstrap resamples (0: Student-t interval).
+      bootstrap_seed: seed of the resampling.
 
     Returns:
       A :class:`SeedSummary`.
@@ -82,4 +94,23 @@ def summarize_seeds(values, axis: int = -1, *, level: float = 0.95, name: str = 
         sem = std / np.sqrt(n_valid)
         quantile = scipy_stats.t.ppf(0.5 + level / 2, np.maximum(n_valid - 1, 1))
     half = np.where(n_valid > 1, quantile * sem, np.nan)
-    return SeedSummary(mean, std, sem, mean - half, mean + half, n_valid, n_diverged)
+    low, high = mean - half, mean + half
+    if bootstrap:
+        low, high = _bootstrap_interval(values, finite, bootstrap, level, bootstrap_seed)
+    return SeedSummary(mean, std, sem, low, high, n_valid, n_diverged)
+
+
+def _bootstrap_interval(values, finite, resamples: int, level: float, seed: int):
+    """Percentile bootstrap interval of the mean over the last axis, finite seeds only."""
+    rng = np.random.default_rng(seed)
+    flat_values = values.reshape(-1, values.shape[-1])
+    flat_finite = finite.reshape(-1, values.shape[-1])
+    low = np.full(flat_values.shape[0], np.nan)
+    high = np.full(flat_values.shape[0], np.nan)
+    for i, (row, keep) in enumerate(zip(flat_values, flat_finite, strict=True)):
+        row = row[keep]
+        if row.size < 2:
+            continue
+        means = row[rng.integers(0, row.size, (resamples, row.size))].mean(-1)
+        low[i], high[i] = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
+    return low.reshape(values.shape[:-1]), high.reshape(values.shape[:-1])

@@ -34,9 +34,15 @@ def test_noise_command_writes_a_loadable_run(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["powers"] == [0.0, 1.0] and config["dh"] == PRESETS["cpu"].dh
     assert "jax" in json.loads((out / "environment.json").read_text())["versions"]
-    # A second run into the same folder is refused before any computation.
-    assert main(TINY + ["--out", str(out)]) == 2
-    assert "already holds results" in capsys.readouterr().err
+    # The same command again resumes: every chunk is there, nothing is recomputed.
+    chunks = sorted((out / "chunks").iterdir())
+    stamps = [p.stat().st_mtime_ns for p in chunks]
+    assert main(TINY + ["--out", str(out)]) == 0
+    assert [p.stat().st_mtime_ns for p in sorted((out / "chunks").iterdir())] == stamps
+    capsys.readouterr()
+    # Other settings into the same folder are refused with a clear error.
+    assert main(TINY + ["--out", str(out), "--steps", "30"]) == 2
+    assert "different configuration (differs in: config)" in capsys.readouterr().err
 
 
 def test_bad_value_is_a_clear_error(capsys):

@@ -1,0 +1,461 @@
+"""Sweeps: a grid of named axes × seeds, compiled once, chunked, sharded, resumable.
+
+A sweep runs a *cell function* ``cell(key, values) -> pytree`` for every seed and every point
+of a grid of named axes. Numeric axis values are traced (one compilation for the whole grid);
+categorical axes (the input-spectrum case) are passed as an index. The seed axis is processed
+in chunks (bounded by a memory budget), each chunk sharded over the local devices
+(``shard_map`` on a ``"seeds"`` mesh axis) and, with several processes (``jax.distributed``),
+chunks are dealt round-robin to processes. Chunks are written atomically to a run folder; a
+sweep started again skips the chunks already there.
+
+Seed ``i``'s key is ``fold_in(key(root_seed), i)``: its data and init do not depend on the
+chunk size, the device count or the process count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
+from tqdm.auto import tqdm
+
+from jaxprecond.stats import SeedSummary, summarize_seeds
+from jaxprecond.store import environment, read_arrays, write_arrays, write_text
+
+MANIFEST = "manifest.json"
+CHUNKS = "chunks"
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """What a sweep runs.
+
+    Attributes:
+      name: the experiment's name (recorded in the manifest).
+      config: a JSON-serialisable dict of every fixed setting (recorded and compared on resume).
+      make_cell: ``axes -> cell``; ``cell(key, values)`` trains one run, ``values`` maps each
+        axis name to a traced scalar (categorical axes: the index of the value).
+      allowed_axes: axis name → ``"numeric"`` or a tuple of allowed categorical values.
+      root_seed: the root of every seed's key.
+      steps: the step index of each record of the cell's trajectories.
+      float64: run under ``jax.enable_x64``.
+    """
+
+    name: str
+    config: dict
+    make_cell: Callable
+    allowed_axes: Mapping[str, object]
+    root_seed: int = 0
+    steps: tuple[int, ...] = ()
+    float64: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSpec:
+    """The grid and the seed axis of a sweep.
+
+    Attributes:
+      axes: ``((name, values), ...)`` in grid order.
+      seeds: seeds per grid point.
+      chunk_size: seeds per compiled call (rounded up to a multiple of the local device count);
+        ``None``: from ``memory_budget``, else all seeds in one call.
+      memory_budget: bytes a chunk may use on one device (estimated from the compiled program).
+      group_size: runs trained side by side inside a device (see :func:`local_grid`).
+    """
+
+    axes: tuple[tuple[str, tuple], ...]
+    seeds: int
+    chunk_size: int | None = None
+    memory_budget: int | None = None
+    group_size: int = 4
+
+    def __post_init__(self):
+        axes = self.axes.items() if isinstance(self.axes, Mapping) else self.axes
+        object.__setattr__(self, "axes", tuple((str(n), tuple(v)) for n, v in axes))
+        if not self.axes:
+            raise ValueError("the grid needs at least one axis")
+        names = [n for n, _ in self.axes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"axis names repeat: {names}")
+        for name, values in self.axes:
+            if not values:
+                raise ValueError(f"axis {name!r} is empty")
+        for name in ("seeds", "chunk_size", "memory_budget", "group_size"):
+            value = getattr(self, name)
+            if value is None and name in ("chunk_size", "memory_budget"):
+                continue
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.axes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for _, v in self.axes)
+
+
+def validate_axes(spec: SweepSpec, experiment: Experiment) -> None:
+    """Raise ``ValueError`` for unknown axis names or values an axis does not allow."""
+    for name, values in spec.axes:
+        if name not in experiment.allowed_axes:
+            raise ValueError(
+                f"unknown axis {name!r} for experiment {experiment.name!r}; "
+                f"allowed: {sorted(experiment.allowed_axes)}"
+            )
+        kind = experiment.allowed_axes[name]
+        if kind == "numeric":
+            bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))]
+            if bad or not all(math.isfinite(v) for v in values):
+                raise ValueError(f"axis {name!r} takes finite numbers, got {list(values)!r}")
+        else:
+            bad = [v for v in values if v not in kind]
+            if bad:
+                raise ValueError(f"axis {name!r} takes values in {kind}, got {bad!r}")
+
+
+def axis_arrays(spec: SweepSpec, experiment: Experiment) -> dict:
+    """Each axis's values as an array: numbers as floats, categories as their indices."""
+    dtype = jnp.float64 if experiment.float64 else jnp.float32
+    arrays = {}
+    for name, values in spec.axes:
+        kind = experiment.allowed_axes[name]
+        if kind == "numeric":
+            arrays[name] = jnp.asarray(values, dtype)
+        else:
+            arrays[name] = jnp.asarray([kind.index(v) for v in values], jnp.int32)
+    return arrays
+
+
+def local_grid(spec: SweepSpec, experiment: Experiment):
+    """``(seed_indices (S,), axis_values) -> pytree`` with leading axes ``(S, *grid)``.
+
+    ``axis_values`` maps each axis name to its values (:func:`axis_arrays`): they are
+    arguments, so another sweep of the same shape reuses the compiled program.
+
+    The grid × seeds is flattened into one list of runs, trained ``group_size`` at a time
+    (``lax.map`` over groups, ``vmap`` inside a group): each group's activations then stay near
+    the caches for the whole run, where one ``vmap`` over every run streams all of them through
+    memory at every step (3× slower on a CPU; see ``benchmarks/RESULTS.md``).
+    """
+    cell = experiment.make_cell(spec.names)
+
+    def run(seed_indices, axis_values):
+        grids = jnp.meshgrid(
+            jnp.arange(seed_indices.shape[0]),
+            *(jnp.arange(n) for n in spec.shape),
+            indexing="ij",
+        )
+        flat = [g.reshape(-1) for g in grids]
+        root = jax.random.key(experiment.root_seed)
+        keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(seed_indices[flat[0]])
+        values = {
+            name: axis_values[name][idx] for name, idx in zip(spec.names, flat[1:], strict=True)
+        }
+        out = jax.lax.map(lambda a: cell(*a), (keys, values), batch_size=spec.group_size)
+        shape = (seed_indices.shape[0],) + spec.shape
+        return jax.tree.map(lambda leaf: leaf.reshape(shape + leaf.shape[1:]), out)
+
+    return run
+
+
+def chunk_function(spec: SweepSpec, experiment: Experiment, devices=None):
+    """The jitted chunk program: seed indices sharded over ``devices`` on a ``"seeds"`` axis."""
+    devices = list(devices if devices is not None else jax.local_devices())
+    run = local_grid(spec, experiment)
+    if len(devices) == 1:
+        return jax.jit(run), 1
+    mesh = Mesh(np.array(devices), ("seeds",))
+    sharded = jax.shard_map(run, mesh=mesh, in_specs=(P("seeds"), P()), out_specs=P("seeds"))
+    return jax.jit(sharded), len(devices)
+
+
+def _bytes(tree) -> int:
+    return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(tree))
+
+
+def choose_chunk_size(spec: SweepSpec, experiment: Experiment, run, n_devices: int) -> int:
+    """Seeds per chunk: given, or the most that fit ``memory_budget`` per device.
+
+    The estimate compiles the program for one seed per device: XLA's temporary bytes (one group
+    of runs is live at a time) plus the outputs per seed, from ``jax.eval_shape``.
+    """
+    if spec.chunk_size is not None:
+        return -(-spec.chunk_size // n_devices) * n_devices
+    if spec.memory_budget is None:
+        return -(-spec.seeds // n_devices) * n_devices
+    probe = (jnp.arange(n_devices, dtype=jnp.uint32), axis_arrays(spec, experiment))
+    per_seed = _bytes(jax.eval_shape(run, *probe)) // n_devices
+    analysis = run.lower(*probe).compile().memory_analysis()
+    fixed = getattr(analysis, "temp_size_in_bytes", 0) if analysis is not None else 0
+    fit = (spec.memory_budget - fixed) // per_seed
+    if fit < 1:
+        raise ValueError(
+            f"memory_budget={spec.memory_budget} bytes is too small for one seed per device: "
+            f"the program needs {fixed} bytes plus {per_seed} bytes per seed"
+        )
+    return int(min(fit, -(-spec.seeds // n_devices))) * n_devices
+
+
+def manifest_identity(spec: SweepSpec, experiment: Experiment) -> dict:
+    """What must match for a run folder to be resumed (the chunk size is checked apart)."""
+    return json.loads(
+        json.dumps(
+            {
+                "experiment": experiment.name,
+                "config": experiment.config,
+                "axes": [[n, list(v)] for n, v in spec.axes],
+                "seeds": spec.seeds,
+                "group_size": spec.group_size,
+                "root_seed": experiment.root_seed,
+            }
+        )
+    )
+
+
+def read_manifest(directory, identity: dict) -> dict | None:
+    """The manifest of ``directory`` if it exists; ``ValueError`` if it is another run's."""
+    path = Path(directory) / MANIFEST
+    if not path.exists():
+        return None
+    existing = json.loads(path.read_text())
+    changed = sorted(k for k in identity if existing.get(k) != identity[k])
+    if changed:
+        raise ValueError(
+            f"{directory} holds a run with a different configuration (differs in: "
+            f"{', '.join(changed)}); use another folder"
+        )
+    return existing
+
+
+def create_run_dir(directory, identity: dict, chunk_size: int) -> Path:
+    """Write the manifest of a new run folder."""
+    directory = Path(directory)
+    (directory / CHUNKS).mkdir(parents=True, exist_ok=True)
+    manifest = dict(identity, chunk_size=chunk_size, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    write_text(directory / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return directory
+
+
+def chunk_path(directory: Path, start: int, stop: int) -> Path:
+    return Path(directory) / CHUNKS / f"seeds-{start:08d}-{stop:08d}.npz"
+
+
+@dataclasses.dataclass
+class SweepResults:
+    """Per-seed results of a sweep, labelled.
+
+    Attributes:
+      axes: ``((name, values), ...)`` of the grid.
+      seeds: ``(S,)`` the seed indices present.
+      steps: ``(R,)`` step index of each record.
+      data: name → array with axes ``(*grid, seed, record, ...)``.
+      config: the experiment's settings.
+    """
+
+    axes: tuple
+    seeds: np.ndarray
+    steps: np.ndarray
+    data: dict
+    config: dict
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.axes) + ("seed", "record")
+
+    def summary(self, metric: str, *, final: bool = True, bootstrap: int = 0) -> SeedSummary:
+        """Seed statistics of ``metric``'s final value (or trajectory); see ``summarize_seeds``.
+
+        A seed whose trajectory holds a NaN or inf counts as diverged and is excluded.
+        """
+        values = self.data[metric]
+        if values.ndim != len(self.dims):
+            raise ValueError(f"{metric!r} is not a scalar trajectory")
+        bad = ~np.isfinite(values).all(axis=-1, keepdims=True)
+        values = np.where(bad, np.nan, values)
+        seed_axis = len(self.axes)
+        if final:
+            return summarize_seeds(
+                values[..., -1], axis=seed_axis, name=metric, bootstrap=bootstrap
+            )
+        return summarize_seeds(values, axis=seed_axis, name=metric, bootstrap=bootstrap)
+
+    def to_xarray(self):
+        """An ``xarray.Dataset`` with dims ``(*axes, seed, step[, component])``."""
+        import xarray as xr
+
+        coords = {n: list(v) for n, v in self.axes}
+        coords.update(seed=self.seeds, step=self.steps)
+        dims = tuple(n for n, _ in self.axes) + ("seed", "step")
+        variables = {}
+        for name, values in self.data.items():
+            extra = tuple(f"{name}_component" for _ in range(values.ndim - len(dims)))
+            variables[name] = (dims + extra, values)
+        return xr.Dataset(variables, coords=coords, attrs={"config": json.dumps(self.config)})
+
+    def to_dataframe(self):
+        """A long ``pandas.DataFrame`` of the final value of every scalar metric per seed."""
+        import pandas as pd
+
+        index = pd.MultiIndex.from_product(
+            [list(v) for _, v in self.axes] + [self.seeds],
+            names=[n for n, _ in self.axes] + ["seed"],
+        )
+        columns = {
+            name: values[..., -1].reshape(-1)
+            for name, values in self.data.items()
+            if values.ndim == len(self.dims)
+        }
+        return pd.DataFrame(columns, index=index).reset_index()
+
+
+def _to_grid_major(tree, n_axes: int) -> dict:
+    """Chunk outputs ``(seed, *grid, R, ...)`` → ``(*grid, seed, R, ...)``."""
+    return {k: np.moveaxis(np.asarray(v), 0, n_axes) for k, v in tree.items()}
+
+
+def load_sweep(directory) -> SweepResults:
+    """Read every chunk of a run folder, complete or partial, into :class:`SweepResults`."""
+    directory = Path(directory)
+    if not (directory / MANIFEST).exists():
+        raise FileNotFoundError(f"{directory} is not a sweep run folder ({MANIFEST} missing)")
+    manifest = json.loads((directory / MANIFEST).read_text())
+    axes = tuple((n, tuple(v)) for n, v in manifest["axes"])
+    paths = sorted((directory / CHUNKS).glob("seeds-*.npz"))
+    if not paths:
+        raise FileNotFoundError(f"{directory} holds no finished chunk yet")
+    parts = [read_arrays(p) for p in paths]
+    seeds = np.concatenate([p.pop("seed_index") for p in parts])
+    steps = parts[0].pop("steps")
+    for p in parts[1:]:
+        p.pop("steps")
+    data = {k: np.concatenate([p[k] for p in parts], axis=len(axes)) for k in parts[0]}
+    order = np.argsort(seeds, kind="stable")
+    data = {k: np.take(v, order, axis=len(axes)) for k, v in data.items()}
+    return SweepResults(axes, seeds[order], steps, data, manifest["config"])
+
+
+def run_sweep(
+    spec: SweepSpec,
+    experiment: Experiment,
+    *,
+    out=None,
+    progress: bool = True,
+    devices=None,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    merge_timeout: float = 3600.0,
+) -> SweepResults | None:
+    """Run (or resume) a sweep.
+
+    Args:
+      spec: the grid and seeds.
+      experiment: what each run trains.
+      out: run folder; chunks already written there are not recomputed. ``None``: keep the
+        results in memory only.
+      progress: show a progress bar with ETA over chunks.
+      devices: the devices a chunk is sharded over (default: this process's local devices).
+      process_index, process_count: this process's share of the chunks (default:
+        ``jax.process_index()`` and ``jax.process_count()``, set by ``jax.distributed``).
+      merge_timeout: with several processes, how long process 0 waits for the others' chunks
+        before returning what is there.
+
+    Returns:
+      :class:`SweepResults` of all seeds (process 0, or a single process); ``None`` on the other
+      processes of a multi-process run.
+    """
+    validate_axes(spec, experiment)
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+    if process_count > 1 and out is None:
+        raise ValueError("a multi-process sweep needs a run folder (out=...) to merge results")
+    identity = manifest_identity(spec, experiment)
+    existing = read_manifest(out, identity) if out is not None else None
+    with jax.enable_x64(experiment.float64):
+        run, n_devices = chunk_function(spec, experiment, devices)
+        if existing is not None:
+            chunk = existing["chunk_size"]
+            if (
+                spec.chunk_size is not None
+                and chunk != -(-spec.chunk_size // n_devices) * n_devices
+            ):
+                raise ValueError(
+                    f"{out} was written with chunk_size={chunk}; resume it with that chunk size"
+                )
+            directory = Path(out)
+        else:
+            chunk = choose_chunk_size(spec, experiment, run, n_devices)
+            directory = create_run_dir(out, identity, chunk) if out is not None else None
+        if chunk % n_devices:
+            raise ValueError(f"chunk_size={chunk} is not a multiple of the {n_devices} devices")
+        if directory is not None:
+            write_text(
+                directory / f"environment-{process_index}.json",
+                json.dumps(environment(), indent=2) + "\n",
+            )
+        bounds = [(s, min(s + chunk, spec.seeds)) for s in range(0, spec.seeds, chunk)]
+        mine = bounds[process_index::process_count]
+        todo = [b for b in mine if directory is None or not chunk_path(directory, *b).exists()]
+        in_memory = []
+        values = axis_arrays(spec, experiment)
+        with tqdm(
+            total=sum(b - a for a, b in mine),
+            unit="seed",
+            disable=not progress,
+            desc=f"{experiment.name} sweep",
+        ) as bar:
+            bar.update(sum(b - a for a, b in mine) - sum(b - a for a, b in todo))
+            for start, stop in todo:
+                indices = jnp.arange(start, start + chunk, dtype=jnp.uint32)
+                out_tree = jax.device_get(run(indices, values))
+                keep = stop - start
+                fields = out_tree._asdict() if hasattr(out_tree, "_asdict") else dict(out_tree)
+                arrays = {k: v[:keep] for k, v in fields.items()}
+                arrays = _to_grid_major(arrays, len(spec.axes))
+                arrays["seed_index"] = np.arange(start, stop)
+                arrays["steps"] = np.asarray(experiment.steps)
+                if directory is not None:
+                    write_arrays(chunk_path(directory, start, stop), arrays)
+                else:
+                    in_memory.append(arrays)
+                bar.update(keep)
+    if directory is None:
+        seeds = np.concatenate([a.pop("seed_index") for a in in_memory])
+        steps = in_memory[0]["steps"]
+        data = {
+            k: np.concatenate([a[k] for a in in_memory], axis=len(spec.axes))
+            for k in in_memory[0]
+            if k != "steps"
+        }
+        return SweepResults(spec.axes, seeds, steps, data, experiment.config)
+    if process_index != 0:
+        return None
+    deadline = time.monotonic() + merge_timeout
+    while not all(chunk_path(directory, *b).exists() for b in bounds):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    return load_sweep(directory)
+
+
+__all__ = [
+    "Experiment",
+    "SweepResults",
+    "SweepSpec",
+    "chunk_function",
+    "choose_chunk_size",
+    "load_sweep",
+    "local_grid",
+    "run_sweep",
+    "validate_axes",
+]
