@@ -45,7 +45,7 @@ def seed_step_time(seeds: int, steps: int, repeats: int, group_size: int) -> dic
     """Median µs per seed-step, compile time and temp memory of one cell with ``seeds`` seeds."""
     config = NoiseConfig(cases=("high",), powers=(1.0,), snrs=(1.0,), seeds=seeds, steps=steps)
     spec, experiment = noise_sweep_spec(config, group_size=group_size), noise_experiment(config)
-    run, _ = chunk_function(spec, experiment)
+    run, _ = chunk_function(spec, experiment, devices=jax.local_devices()[:1])
     indices = jnp.arange(seeds, dtype=jnp.uint32)
     values = axis_arrays(spec, experiment)
     start = time.perf_counter()

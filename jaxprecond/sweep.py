@@ -3,9 +3,9 @@
 A sweep runs a *cell function* ``cell(key, values) -> pytree`` for every seed and every point
 of a grid of named axes. Numeric axis values are traced (one compilation for the whole grid);
 categorical axes (the input-spectrum case) are passed as an index. The seed axis is processed
-in chunks (bounded by a memory budget), each chunk sharded over the local devices
-(``shard_map`` on a ``"seeds"`` mesh axis) and, with several processes (``jax.distributed``),
-chunks are dealt round-robin to processes. Chunks are written atomically to a run folder; a
+in chunks (bounded by a memory budget), each chunk split evenly over the local devices (one
+compiled program dispatched to each) and, with several processes (``jax.distributed``), chunks
+are dealt round-robin to processes. Chunks are written atomically to a run folder; a
 sweep started again skips the chunks already there.
 
 Seed ``i``'s key is ``fold_in(key(root_seed), i)``: its data and init do not depend on the
@@ -24,8 +24,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh
-from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from jaxprecond.stats import SeedSummary, summarize_seeds
@@ -170,33 +168,49 @@ def local_grid(spec: SweepSpec, experiment: Experiment):
 
 
 def chunk_function(spec: SweepSpec, experiment: Experiment, devices=None):
-    """The jitted chunk program: seed indices sharded over ``devices`` on a ``"seeds"`` axis."""
+    """The jitted per-device program and the devices a chunk is spread over.
+
+    A chunk of seeds is split evenly over ``devices`` (default: this process's local devices);
+    every device runs the *same* compiled single-device program on its slice, dispatched
+    asynchronously so the devices work concurrently. (An SPMD-partitioned program, through
+    ``shard_map`` or ``NamedSharding``, is compiled differently and was measured to differ from
+    the single-device program in the last bits; dispatching the one program keeps a seed's
+    result bitwise independent of the device count for a given per-device chunk.)
+
+    Returns:
+      ``(program, devices)``; ``program(seed_indices, axis_values)`` as in :func:`local_grid`.
+    """
     devices = list(devices if devices is not None else jax.local_devices())
-    run = local_grid(spec, experiment)
-    if len(devices) == 1:
-        return jax.jit(run), 1
-    mesh = Mesh(np.array(devices), ("seeds",))
-    sharded = jax.shard_map(run, mesh=mesh, in_specs=(P("seeds"), P()), out_specs=P("seeds"))
-    return jax.jit(sharded), len(devices)
+    return jax.jit(local_grid(spec, experiment)), devices
+
+
+def run_chunk(program, devices, seed_indices, axis_values):
+    """Run one chunk: seed slices dispatched to their devices, results gathered to the host."""
+    slices = np.split(np.asarray(seed_indices), len(devices))
+    outputs = [
+        program(jax.device_put(part, device), jax.device_put(axis_values, device))
+        for part, device in zip(slices, devices, strict=True)
+    ]
+    return jax.tree.map(lambda *parts: np.concatenate(parts), *jax.device_get(outputs))
 
 
 def _bytes(tree) -> int:
     return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(tree))
 
 
-def choose_chunk_size(spec: SweepSpec, experiment: Experiment, run, n_devices: int) -> int:
-    """Seeds per chunk: given, or the most that fit ``memory_budget`` per device.
+def choose_chunk_size(spec: SweepSpec, experiment: Experiment, program, n_devices: int) -> int:
+    """Seeds per chunk (a multiple of ``n_devices``): given, or the most that fit the budget.
 
-    The estimate compiles the program for one seed per device: XLA's temporary bytes (one group
+    The estimate compiles the per-device program for one seed: XLA's temporary bytes (one group
     of runs is live at a time) plus the outputs per seed, from ``jax.eval_shape``.
     """
     if spec.chunk_size is not None:
         return -(-spec.chunk_size // n_devices) * n_devices
     if spec.memory_budget is None:
         return -(-spec.seeds // n_devices) * n_devices
-    probe = (jnp.arange(n_devices, dtype=jnp.uint32), axis_arrays(spec, experiment))
-    per_seed = _bytes(jax.eval_shape(run, *probe)) // n_devices
-    analysis = run.lower(*probe).compile().memory_analysis()
+    probe = (jnp.arange(1, dtype=jnp.uint32), axis_arrays(spec, experiment))
+    per_seed = _bytes(jax.eval_shape(program, *probe))
+    analysis = program.lower(*probe).compile().memory_analysis()
     fixed = getattr(analysis, "temp_size_in_bytes", 0) if analysis is not None else 0
     fit = (spec.memory_budget - fixed) // per_seed
     if fit < 1:
@@ -382,7 +396,8 @@ def run_sweep(
     identity = manifest_identity(spec, experiment)
     existing = read_manifest(out, identity) if out is not None else None
     with jax.enable_x64(experiment.float64):
-        run, n_devices = chunk_function(spec, experiment, devices)
+        program, devices = chunk_function(spec, experiment, devices)
+        n_devices = len(devices)
         if existing is not None:
             chunk = existing["chunk_size"]
             if (
@@ -394,7 +409,7 @@ def run_sweep(
                 )
             directory = Path(out)
         else:
-            chunk = choose_chunk_size(spec, experiment, run, n_devices)
+            chunk = choose_chunk_size(spec, experiment, program, n_devices)
             directory = create_run_dir(out, identity, chunk) if out is not None else None
         if chunk % n_devices:
             raise ValueError(f"chunk_size={chunk} is not a multiple of the {n_devices} devices")
@@ -416,8 +431,8 @@ def run_sweep(
         ) as bar:
             bar.update(sum(b - a for a, b in mine) - sum(b - a for a, b in todo))
             for start, stop in todo:
-                indices = jnp.arange(start, start + chunk, dtype=jnp.uint32)
-                out_tree = jax.device_get(run(indices, values))
+                indices = np.arange(start, start + chunk, dtype=np.uint32)
+                out_tree = run_chunk(program, devices, indices, values)
                 keep = stop - start
                 fields = out_tree._asdict() if hasattr(out_tree, "_asdict") else dict(out_tree)
                 arrays = {k: v[:keep] for k, v in fields.items()}
