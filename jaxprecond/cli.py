@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import sys
 import time
+from pathlib import Path
 
 from jaxprecond.noise import PRESETS, NoiseConfig, NoiseResults, run_noise
 
@@ -74,10 +75,35 @@ def noise_command(args: argparse.Namespace) -> NoiseResults:
     return results
 
 
+def sweep_command(args: argparse.Namespace):
+    from jaxprecond.report import load_sweep_file, run_sweep_file
+
+    out = args.out or load_sweep_file(args.config)[2]
+    results = run_sweep_file(args.config, out=out, progress=not args.no_progress)
+    if results is not None:  # process 0 (or the only process) prints the report
+        print((Path(out) / "report.md").read_text())
+    return results
+
+
+def report_command(args: argparse.Namespace) -> str:
+    from jaxprecond.report import write_report
+
+    text = write_report(args.run_dir)
+    print(text)
+    print(f"report written to {args.run_dir}/report.md and report.png")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxprecond", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _noise_parser(sub)
+    p = sub.add_parser("sweep", help="run or resume the sweep described by a TOML file")
+    p.add_argument("config", help="sweep TOML file (see jaxprecond.report.load_sweep_file)")
+    p.add_argument("--out", help="run folder (overrides the file's 'out')")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p = sub.add_parser("report", help="tables and figures of a finished or partial run")
+    p.add_argument("run_dir", help="a sweep run folder")
     return parser
 
 
@@ -85,9 +111,9 @@ def main(argv=None) -> int:
     """Entry point of the ``jaxprecond`` console script."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "noise":
-            noise_command(args)
-    except (ValueError, TypeError, FileExistsError) as error:
+        commands = {"noise": noise_command, "sweep": sweep_command, "report": report_command}
+        commands[args.command](args)
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as error:
         print(f"jaxprecond: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -63,3 +63,46 @@ def plot_noise(results, path=None, *, trajectory_snr: float = 1.0):
         fig.savefig(Path(path), dpi=110)
         plt.close(fig)
     return fig
+
+
+def plot_sweep(results, path=None, *, metric: str = "test_mse", max_lines: int = 12):
+    """Final ``metric`` (mean and 95% interval over seeds) against the grid's last axis.
+
+    One line per combination of the other axes (at most ``max_lines``); categorical last axes
+    are placed at equal spacing.
+
+    Args:
+      results: a :class:`~jaxprecond.sweep.SweepResults`.
+      path: where to save the PNG (``None``: do not save).
+      metric: a scalar trajectory of the results.
+      max_lines: lines drawn at most.
+
+    Returns:
+      The matplotlib figure.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DivergenceWarning)
+        summary = results.summary(metric)
+    *others, (last_name, last_values) = results.axes
+    numeric = all(isinstance(v, (int, float)) for v in last_values)
+    x = np.asarray(last_values, float) if numeric else np.arange(len(last_values))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for count, index in enumerate(np.ndindex(*(len(v) for _, v in others))):
+        if count == max_lines:
+            break
+        label = ", ".join(f"{n}={v[i]}" for (n, v), i in zip(others, index, strict=True))
+        ax.plot(x, summary.mean[index], "o-", label=label or metric)
+        ax.fill_between(x, summary.ci_low[index], summary.ci_high[index], alpha=0.2)
+    if not numeric:
+        ax.set_xticks(x, [str(v) for v in last_values])
+    ax.set(
+        xlabel=last_name,
+        ylabel=f"final {metric}",
+        title=f"{len(results.seeds)} seeds per point (bands: 95% CI)",
+    )
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(Path(path), dpi=110)
+        plt.close(fig)
+    return fig

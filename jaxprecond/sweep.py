@@ -275,6 +275,7 @@ class SweepResults:
       steps: ``(R,)`` step index of each record.
       data: name → array with axes ``(*grid, seed, record, ...)``.
       config: the experiment's settings.
+      total_seeds: the seeds the sweep asked for (more than ``len(seeds)`` while unfinished).
     """
 
     axes: tuple
@@ -282,6 +283,12 @@ class SweepResults:
     steps: np.ndarray
     data: dict
     config: dict
+    total_seeds: int
+
+    @property
+    def missing_seeds(self) -> np.ndarray:
+        """Seed indices not finished yet."""
+        return np.setdiff1d(np.arange(self.total_seeds), self.seeds)
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -356,7 +363,7 @@ def load_sweep(directory) -> SweepResults:
     data = {k: np.concatenate([p[k] for p in parts], axis=len(axes)) for k in parts[0]}
     order = np.argsort(seeds, kind="stable")
     data = {k: np.take(v, order, axis=len(axes)) for k, v in data.items()}
-    return SweepResults(axes, seeds[order], steps, data, manifest["config"])
+    return SweepResults(axes, seeds[order], steps, data, manifest["config"], manifest["seeds"])
 
 
 def run_sweep(
@@ -452,7 +459,7 @@ def run_sweep(
             for k in in_memory[0]
             if k != "steps"
         }
-        return SweepResults(spec.axes, seeds, steps, data, experiment.config)
+        return SweepResults(spec.axes, seeds, steps, data, experiment.config, spec.seeds)
     if process_index != 0:
         return None
     deadline = time.monotonic() + merge_timeout
