@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,6 +40,16 @@ def _noise_parser(sub) -> None:
         "--init",
         choices=["kaiming", "gaussian"],
         help="kaiming-uniform x 1e-3 (reference) or w_j ~ N(0, sigma^2 P) (theory)",
+    )
+    p.add_argument(
+        "--preconditioner",
+        choices=["covariance_power", "adahessian"],
+        help="exact Sigma^p on layer 1 (default) or AdaHessian with hessian_power=-p",
+    )
+    p.add_argument(
+        "--probe",
+        choices=["rademacher", "minus_ones"],
+        help="AdaHessian's Hutchinson probe (minus_ones: as the authors' code ran)",
     )
     p.add_argument("--batch-size", type=int, help="minibatch size (default: full batch)")
     p.add_argument("--chunk-size", type=int, help="seeds per compiled call")
@@ -117,6 +128,32 @@ def main(argv=None) -> int:
         print(f"jaxprecond: error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
+
+
+def console_main() -> int:
+    """The console script: on a multi-core CPU, one XLA host device per core, then :func:`main`.
+
+    Sweeps split every chunk over the local devices and run one program per device
+    concurrently; XLA:CPU gives one device by default, whose small per-run operations use the
+    cores poorly (measured: 1.6× the throughput with 2 devices on 2 cores, see
+    benchmarks/RESULTS.md). XLA reads the flag only at start-up, so the command restarts itself
+    once with it; set ``XLA_FLAGS`` yourself (any ``--xla_force_host_platform_device_count``)
+    or ``JAXPRECOND_HOST_DEVICES=1`` to opt out.
+    """
+    flags = os.environ.get("XLA_FLAGS", "")
+    cores = os.cpu_count() or 1
+    if HOST_DEVICES_FLAG not in flags and "JAXPRECOND_HOST_DEVICES" not in os.environ and cores > 1:
+        import jax
+
+        if jax.default_backend() == "cpu":
+            env = dict(os.environ, XLA_FLAGS=f"{flags} {HOST_DEVICES_FLAG}={cores}".strip())
+            env["JAXPRECOND_HOST_DEVICES"] = str(cores)
+            argv = [sys.executable, "-m", "jaxprecond.cli", *sys.argv[1:]]
+            os.execve(sys.executable, argv, env)
+    return main()
 
 
 if __name__ == "__main__":

@@ -15,10 +15,12 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
+from jaxprecond.adahessian import adahessian
 from jaxprecond.data import Task
 from jaxprecond.model import from_torch
-from jaxprecond.train import train
+from jaxprecond.train import regression_loss, train
 from jaxprecond.transforms import covariance_power
 
 #: Tolerances of the noise-fixture check (see the issue tracker's fidelity requirement).
@@ -134,7 +136,86 @@ def replay_noise(path, *, early_steps: int = EARLY_STEPS, float64: bool = False)
     ]
 
 
-REPLAYS = {"noise": replay_noise}
+ADAHESSIAN_EARLY_STEPS = 100
+ADAHESSIAN_EARLY_TOLERANCE = 1e-5
+ADAHESSIAN_ALL_TOLERANCE = 1e-3
+ADAHESSIAN_WEIGHT_TOLERANCE = 5e-2
+
+
+def replay_adahessian(path, *, float64: bool = False):
+    """Replay an AdaHessian fixture with its stored probes and compare it with the stored run.
+
+    Args:
+      path: an ``adahessian_*.npz`` fixture.
+      float64: replay in float64.
+
+    Returns:
+      A list of :class:`Comparison`: the loss over the first 100 steps (bound 1e-5) and over all
+      steps (1e-3), and each final weight array in relative norm (5e-2).
+    """
+    with np.load(path) as f:
+        fx = {k: f[k] for k in f.files}
+    meta = json.loads(str(fx["meta"]))
+    names = ("W1", "b1", "W2", "b2")
+    with jax.enable_x64(float64):
+        dtype = jnp.float64 if float64 else jnp.float32
+
+        def as_params(suffix):
+            return jax.tree.map(
+                lambda a: jnp.asarray(a, dtype),
+                from_torch(*(fx[f"{n}_{suffix}"] for n in names)),
+            )
+
+        params = as_params("init")
+        shapes = {k: v.shape for k, v in params.items()}
+        probes = {
+            n: jnp.asarray(fx[f"{n}_probes"], dtype).reshape((-1,) + shapes[n]) for n in names
+        }
+        x, y = jnp.asarray(fx["X_train"], dtype), jnp.asarray(fx["y_train"], dtype)
+        b1, b2 = meta["betas"]
+        optimizer = adahessian(
+            meta["lr"], b1, b2, meta["eps"], meta["hessian_power"], meta["weight_decay"]
+        )
+
+        def loss_fn(p):
+            return regression_loss(p, x, y, weight_decay=0.0, n_train=x.shape[0])
+
+        def step(carry, probe):
+            p, state = carry
+            loss, grads = jax.value_and_grad(loss_fn)(p)
+            updates, state = optimizer.update(grads, state, p, obj_fn=loss_fn, probes=probe)
+            return (optax.apply_updates(p, updates), state), loss
+
+        @jax.jit
+        def run(params, probes):
+            (final, _), losses = jax.lax.scan(step, (params, optimizer.init(params)), probes)
+            return final, losses
+
+        final, losses = run(params, probes)
+    reference_final = from_torch(*(fx[f"{n}_final"] for n in names))
+    early = ADAHESSIAN_EARLY_STEPS
+    comparisons = [
+        Comparison(
+            f"loss[:{early}]",
+            relative_deviation(losses[:early], fx["loss"][:early]),
+            ADAHESSIAN_EARLY_TOLERANCE,
+        ),
+        Comparison(
+            f"loss[:{len(fx['loss'])}]",
+            relative_deviation(losses, fx["loss"]),
+            ADAHESSIAN_ALL_TOLERANCE,
+        ),
+    ]
+    for n in names:
+        ours, ref = np.asarray(final[n], np.float64), np.asarray(reference_final[n], np.float64)
+        deviation = float(np.linalg.norm(ours - ref) / np.linalg.norm(ref))
+        comparisons.append(
+            Comparison(f"final {n} (rel. norm)", deviation, ADAHESSIAN_WEIGHT_TOLERANCE)
+        )
+    return comparisons
+
+
+REPLAYS = {"noise": replay_noise, "adahessian": replay_adahessian}
 
 
 def check_fixture(path, **kwargs):

@@ -256,7 +256,12 @@ def create_run_dir(directory, identity: dict, chunk_size: int) -> Path:
     """Write the manifest of a new run folder."""
     directory = Path(directory)
     (directory / CHUNKS).mkdir(parents=True, exist_ok=True)
-    manifest = dict(identity, chunk_size=chunk_size, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    manifest = dict(
+        identity,
+        chunk_size=chunk_size,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        environment=environment(),  # of the creating process; each process also writes its own
+    )
     write_text(directory / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return directory
 

@@ -145,7 +145,9 @@ def train(
     """Train ``params`` on ``task`` for ``steps`` steps, recording metrics every ``log_every``.
 
     Full-batch gradient descent by default; with ``batch_size`` each step draws a minibatch
-    (with replacement) from ``key`` folded with the step index.
+    (with replacement) from ``key`` folded with the step index. The optimizer's ``update`` also
+    receives the extra arguments ``obj_fn`` (the step's objective of the parameters) and
+    ``step`` (the scan's step index), which transforms without extra arguments ignore.
 
     Args:
       params: initial MLP parameters.
@@ -187,6 +189,8 @@ def train(
             p, x, y, weight_decay=weight_decay, n_train=n_train, precision=precision
         )
 
+    optimizer = optax.with_extra_args_support(optimizer)
+
     def step(carry, t):
         params, opt_state = carry
         x, y = task.x_train, task.y_train
@@ -194,7 +198,11 @@ def train(
             index = jax.random.randint(jax.random.fold_in(key, t), (batch_size,), 0, n_train)
             x, y = x[index], y[index]
         loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+        # Optimizers that need oracles (AdaHessian: Hessian-vector products) get the batch's
+        # objective and the scan's own (unbatched) step index; the others ignore them.
+        updates, opt_state = optimizer.update(
+            grads, opt_state, params, obj_fn=lambda p: loss_fn(p, x, y), step=t
+        )
         return (optax.apply_updates(params, updates), opt_state), loss
 
     def block(carry, first_step):
