@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxprecond.model import mlp_apply, weight_norm_sq
+from jaxprecond.registry import oracles
 
 Precision = jax.lax.Precision
 
@@ -146,8 +147,9 @@ def train(
 
     Full-batch gradient descent by default; with ``batch_size`` each step draws a minibatch
     (with replacement) from ``key`` folded with the step index. The optimizer's ``update`` also
-    receives the extra arguments ``obj_fn`` (the step's objective of the parameters) and
-    ``step`` (the scan's step index), which transforms without extra arguments ignore.
+    receives the oracles of :func:`jaxprecond.registry.oracles` as extra arguments (the step's
+    objective ``obj_fn``, the scan's step index ``step``, the batch ``inputs``, ...), which
+    transforms that do not use them ignore.
 
     Args:
       params: initial MLP parameters.
@@ -198,11 +200,12 @@ def train(
             index = jax.random.randint(jax.random.fold_in(key, t), (batch_size,), 0, n_train)
             x, y = x[index], y[index]
         loss, grads = jax.value_and_grad(loss_fn)(params, x, y)
-        # Optimizers that need oracles (AdaHessian: Hessian-vector products) get the batch's
-        # objective and the scan's own (unbatched) step index; the others ignore them.
-        updates, opt_state = optimizer.update(
-            grads, opt_state, params, obj_fn=lambda p: loss_fn(p, x, y), step=t
+        # Optimizers that need oracles (Hessian-vector products, line searches, SAM's
+        # adversarial gradient, refresh periods) get them; the others ignore them.
+        extra = oracles(
+            lambda p: loss_fn(p, x, y), params, value=loss, grad=grads, step=t, inputs=x
         )
+        updates, opt_state = optimizer.update(grads, opt_state, params, **extra)
         return (optax.apply_updates(params, updates), opt_state), loss
 
     def block(carry, first_step):

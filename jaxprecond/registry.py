@@ -1,0 +1,128 @@
+"""The optimizers of the paper's comparison by name, configured as optax transforms.
+
+``make_optimizer(name, learning_rate, **options)`` returns an
+``optax.GradientTransformationExtraArgs``. Its ``update`` accepts every oracle any of them needs,
+so one training step serves all (see :func:`oracles`): ``obj_fn`` (the objective, for
+Hessian-vector products: AdaHessian, Sophia-H), ``grad_fn`` (SAM's adversarial gradient),
+``value``/``grad``/``value_fn`` (L-BFGS's line search), ``step`` (the scan's step index, for
+refresh periods) and ``inputs`` (first-layer inputs, for the online Σ^p). Transforms ignore the
+oracles they do not use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import optax
+
+from jaxprecond.adahessian import adahessian
+
+
+def only_oracles(transform, names) -> optax.GradientTransformationExtraArgs:
+    """``transform`` receiving just the extra arguments in ``names`` (for transforms, such as
+    optax's SAM and L-BFGS, that reject or forward the others)."""
+
+    def update_fn(updates, state, params=None, **extra_args):
+        kept = {k: v for k, v in extra_args.items() if k in names}
+        return transform.update(updates, state, params, **kept)
+
+    return optax.GradientTransformationExtraArgs(transform.init, update_fn)
+
+
+def _gd(learning_rate, **options):
+    return optax.sgd(learning_rate, **options)
+
+
+def _momentum(learning_rate, momentum: float = 0.9, **options):
+    return optax.sgd(learning_rate, momentum=momentum, **options)
+
+
+def _sam(learning_rate, rho: float = 0.05, **options):
+    """SAM (Foret et al., 2021) with SGD outside; the adversarial step has length ``rho``."""
+    adversarial = optax.chain(optax.contrib.normalize(), optax.sgd(rho))
+    sam = optax.contrib.sam(
+        optax.sgd(learning_rate, **options), adversarial, sync_period=2, opaque_mode=True
+    )
+    return only_oracles(sam, ("grad_fn",))
+
+
+def _lbfgs(learning_rate, **options):
+    return only_oracles(optax.lbfgs(learning_rate, **options), ("value", "grad", "value_fn"))
+
+
+def _sophia_h(learning_rate, **options):
+    return optax.contrib.sophia(learning_rate, **options)
+
+
+def _covariance_power(learning_rate, covariance, power, **options):
+    from jaxprecond.transforms import covariance_power
+
+    options.setdefault("layout", "out_in")
+    return covariance_power(learning_rate, covariance, power, **options)
+
+
+OPTIMIZERS: dict[str, Callable] = {
+    "gd": _gd,
+    "momentum": _momentum,
+    "adam": optax.adam,
+    "sam": _sam,
+    "lbfgs": _lbfgs,
+    "sophia_h": _sophia_h,
+    "adahessian": adahessian,
+    "covariance_power": _covariance_power,
+}
+
+
+def make_optimizer(name: str, learning_rate, **options) -> optax.GradientTransformationExtraArgs:
+    """The optimizer called ``name`` in the paper's comparison, accepting every oracle.
+
+    Args:
+      name: one of :data:`OPTIMIZERS`.
+      learning_rate: a float or an optax schedule (``None`` lets L-BFGS use its line search's
+        step alone).
+      **options: passed to the optimizer's factory (e.g. ``momentum``, ``rho`` for SAM,
+        ``hessian_power`` for AdaHessian, ``covariance`` and ``power`` for Σ^p).
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> tx = make_optimizer("momentum", 0.1)
+      >>> w = jnp.zeros(2)
+      >>> tx.update(jnp.ones(2), tx.init(w), w, **oracles(lambda p: p.sum(), w))[0]
+      Array([-0.1, -0.1], dtype=float32)
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
+    return optax.with_extra_args_support(OPTIMIZERS[name](learning_rate, **options))
+
+
+def oracles(obj_fn, params, *, value=None, grad=None, step=None, inputs=None) -> dict:
+    """Every extra argument the registry's optimizers may ask for, for one step.
+
+    Args:
+      obj_fn: the step's objective as a function of the parameters.
+      params: the current parameters.
+      value, grad: the objective's value and gradient there, if already computed.
+      step: the scan's own (unbatched) step index.
+      inputs: the batch's first-layer inputs.
+
+    Returns:
+      A dict of keyword arguments for ``update``.
+    """
+    if value is None or grad is None:
+        value, grad = jax.value_and_grad(obj_fn)(params)
+    extra = {
+        "obj_fn": obj_fn,
+        "grad_fn": lambda p, _: jax.grad(obj_fn)(p),
+        "value": value,
+        "grad": grad,
+        "value_fn": obj_fn,
+    }
+    if step is not None:
+        extra["step"] = step
+    if inputs is not None:
+        extra["inputs"] = inputs
+    return extra
