@@ -123,6 +123,11 @@ def scale_by_adahessian(
 
     For ``k < 0`` a coordinate whose ``v`` is still 0 gets a zero update (no inf or NaN).
 
+    It cannot be routed by ``optax.partition`` or ``optax.masked``: the Hessian-vector products
+    need the objective as a function of the parameters the transform receives, and those hand
+    it a masked subset. Precondition every parameter (as the paper does), or pass an
+    ``obj_fn`` of the subset yourself.
+
     Args:
       b1, b2: decay rates of the first and second moments.
       eps: added to the denominator.
