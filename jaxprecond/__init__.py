@@ -6,9 +6,13 @@ arXiv 2509.25637). This package provides that preconditioner as optax transforma
 paper's teacher–student tasks, and experiments vmapped over seeds and swept settings.
 """
 
+from jaxprecond.adahessian import adahessian, hutchinson_diagonal, scale_by_adahessian
 from jaxprecond.data import Spectrum, Task, case_spectrum, random_rotation, sample_task, teacher
+from jaxprecond.estimated import empirical_covariance, scale_by_online_covariance_power
 from jaxprecond.linalg import Eigh, eigh_psd, matrix_power, power_from_eigh
 from jaxprecond.model import init_mlp, init_mlp_gaussian, mlp_apply
+from jaxprecond.registry import make_optimizer
+from jaxprecond.shampoo import scale_by_shampoo, shampoo
 from jaxprecond.train import Trajectory, regression_loss, train
 from jaxprecond.transforms import (
     covariance_power,
@@ -20,6 +24,14 @@ from jaxprecond.transforms import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "adahessian",
+    "empirical_covariance",
+    "hutchinson_diagonal",
+    "make_optimizer",
+    "scale_by_adahessian",
+    "scale_by_online_covariance_power",
+    "scale_by_shampoo",
+    "shampoo",
     "Eigh",
     "Spectrum",
     "Task",

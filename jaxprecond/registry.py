@@ -62,6 +62,12 @@ def _covariance_power(learning_rate, covariance, power, **options):
     return covariance_power(learning_rate, covariance, power, **options)
 
 
+def _shampoo(learning_rate, **options):
+    from jaxprecond.shampoo import shampoo
+
+    return shampoo(learning_rate, **options)
+
+
 OPTIMIZERS: dict[str, Callable] = {
     "gd": _gd,
     "momentum": _momentum,
@@ -71,6 +77,7 @@ OPTIMIZERS: dict[str, Callable] = {
     "sophia_h": _sophia_h,
     "adahessian": adahessian,
     "covariance_power": _covariance_power,
+    "shampoo": _shampoo,
 }
 
 

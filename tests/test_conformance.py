@@ -19,6 +19,7 @@ import pytest
 from jaxprecond.adahessian import scale_by_adahessian
 from jaxprecond.estimated import scale_by_online_covariance_power
 from jaxprecond.registry import oracles
+from jaxprecond.shampoo import scale_by_shampoo
 from jaxprecond.transforms import route_to_kernel, scale_by_covariance_power
 
 DX, DH, N = 3, 4, 12
@@ -85,6 +86,15 @@ CASES = [
         "receives, and partition hands it a masked subset",
     ),
 ]
+CASES.append(
+    Case(
+        "shampoo",
+        scale_by_shampoo,
+        {"exponent": -0.25, "eps": 0.1, "refresh_every": 1},  # well-conditioned roots
+        static_args=("refresh_every", "graft", "decay"),
+        rtol=1e-4,  # eigendecompositions amplify float32 rounding
+    )
+)
 IDS = [c.name for c in CASES]
 
 

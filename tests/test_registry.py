@@ -24,6 +24,7 @@ SETTINGS = {
     "sophia_h": (0.01, {"weight_decay": 0.0}),
     "adahessian": (0.01, {}),
     "covariance_power": (0.05, {"covariance": SPEC.covariance, "power": 0.5}),
+    "shampoo": (0.02, {"graft": "sgd"}),
 }
 
 
