@@ -9,6 +9,7 @@ paper's teacher–student tasks, and experiments vmapped over seeds and swept se
 from jaxprecond.adahessian import adahessian, hutchinson_diagonal, scale_by_adahessian
 from jaxprecond.data import Spectrum, Task, case_spectrum, random_rotation, sample_task, teacher
 from jaxprecond.estimated import empirical_covariance, scale_by_online_covariance_power
+from jaxprecond.kfac import kfac, mlp_kfac_statistics, scale_by_kfac
 from jaxprecond.linalg import Eigh, eigh_psd, matrix_power, power_from_eigh
 from jaxprecond.model import init_mlp, init_mlp_gaussian, mlp_apply
 from jaxprecond.registry import make_optimizer
@@ -27,6 +28,9 @@ __all__ = [
     "adahessian",
     "empirical_covariance",
     "hutchinson_diagonal",
+    "kfac",
+    "mlp_kfac_statistics",
+    "scale_by_kfac",
     "make_optimizer",
     "scale_by_adahessian",
     "scale_by_online_covariance_power",

@@ -245,8 +245,9 @@ def adahessian(
       >>> loss = lambda w: jnp.sum((w - 1.0) ** 2)
       >>> tx, w = adahessian(0.1), jnp.zeros(3)
       >>> state = tx.init(w)
+      >>> step = jax.jit(lambda w, s: tx.update(jax.grad(loss)(w), s, w, obj_fn=loss))
       >>> for _ in range(100):
-      ...     u, state = tx.update(jax.grad(loss)(w), state, w, obj_fn=loss)
+      ...     u, state = step(w, state)
       ...     w = w + u
       >>> bool(jnp.allclose(w, 1.0, atol=1e-2))
       True

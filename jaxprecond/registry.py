@@ -5,8 +5,8 @@
 so one training step serves all (see :func:`oracles`): ``obj_fn`` (the objective, for
 Hessian-vector products: AdaHessian, Sophia-H), ``grad_fn`` (SAM's adversarial gradient),
 ``value``/``grad``/``value_fn`` (L-BFGS's line search), ``step`` (the scan's step index, for
-refresh periods) and ``inputs`` (first-layer inputs, for the online Σ^p). Transforms ignore the
-oracles they do not use.
+refresh periods), ``inputs`` and ``targets`` (the batch: the online Σ^p, K-FAC's layer
+statistics). Transforms ignore the oracles they do not use.
 """
 
 from __future__ import annotations
@@ -68,6 +68,28 @@ def _shampoo(learning_rate, **options):
     return shampoo(learning_rate, **options)
 
 
+def _kfac(learning_rate, **options):
+    """K-FAC on jaxprecond's MLP: the layer statistics come from the batch oracles."""
+    from jaxprecond.kfac import MLP_LAYERS, kfac, mlp_kfac_statistics
+
+    inner = kfac(learning_rate, MLP_LAYERS, **options)
+
+    def update_fn(updates, state, params=None, *, inputs=None, targets=None, **extra_args):
+        if inputs is None or targets is None:
+            raise ValueError("kfac needs the batch: inputs=... and targets=...")
+        layer_inputs, output_grads = mlp_kfac_statistics(params, inputs, targets)
+        return inner.update(
+            updates,
+            state,
+            params,
+            layer_inputs=layer_inputs,
+            output_grads=output_grads,
+            **extra_args,
+        )
+
+    return optax.GradientTransformationExtraArgs(inner.init, update_fn)
+
+
 OPTIMIZERS: dict[str, Callable] = {
     "gd": _gd,
     "momentum": _momentum,
@@ -78,6 +100,7 @@ OPTIMIZERS: dict[str, Callable] = {
     "adahessian": adahessian,
     "covariance_power": _covariance_power,
     "shampoo": _shampoo,
+    "kfac": _kfac,
 }
 
 
@@ -106,7 +129,7 @@ def make_optimizer(name: str, learning_rate, **options) -> optax.GradientTransfo
     return optax.with_extra_args_support(OPTIMIZERS[name](learning_rate, **options))
 
 
-def oracles(obj_fn, params, *, value=None, grad=None, step=None, inputs=None) -> dict:
+def oracles(obj_fn, params, *, value=None, grad=None, step=None, inputs=None, targets=None) -> dict:
     """Every extra argument the registry's optimizers may ask for, for one step.
 
     Args:
@@ -115,6 +138,7 @@ def oracles(obj_fn, params, *, value=None, grad=None, step=None, inputs=None) ->
       value, grad: the objective's value and gradient there, if already computed.
       step: the scan's own (unbatched) step index.
       inputs: the batch's first-layer inputs.
+      targets: the batch's targets (K-FAC computes its layer statistics from the batch).
 
     Returns:
       A dict of keyword arguments for ``update``.
@@ -132,4 +156,6 @@ def oracles(obj_fn, params, *, value=None, grad=None, step=None, inputs=None) ->
         extra["step"] = step
     if inputs is not None:
         extra["inputs"] = inputs
+    if targets is not None:
+        extra["targets"] = targets
     return extra

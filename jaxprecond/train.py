@@ -203,7 +203,7 @@ def train(
         # Optimizers that need oracles (Hessian-vector products, line searches, SAM's
         # adversarial gradient, refresh periods) get them; the others ignore them.
         extra = oracles(
-            lambda p: loss_fn(p, x, y), params, value=loss, grad=grads, step=t, inputs=x
+            lambda p: loss_fn(p, x, y), params, value=loss, grad=grads, step=t, inputs=x, targets=y
         )
         updates, opt_state = optimizer.update(grads, opt_state, params, **extra)
         return (optax.apply_updates(params, updates), opt_state), loss

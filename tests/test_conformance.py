@@ -18,6 +18,7 @@ import pytest
 
 from jaxprecond.adahessian import scale_by_adahessian
 from jaxprecond.estimated import scale_by_online_covariance_power
+from jaxprecond.kfac import MLP_LAYERS, mlp_kfac_statistics, scale_by_kfac
 from jaxprecond.registry import oracles
 from jaxprecond.shampoo import scale_by_shampoo
 from jaxprecond.transforms import route_to_kernel, scale_by_covariance_power
@@ -95,13 +96,27 @@ CASES.append(
         rtol=1e-4,  # eigendecompositions amplify float32 rounding
     )
 )
+CASES.append(
+    Case(
+        "kfac",
+        scale_by_kfac,
+        {"layers": MLP_LAYERS, "damping": 0.1, "decay": 0.9},
+        static_args=("layers", "include_bias", "refresh_every", "layout"),
+        rtol=1e-4,
+        partition_reason="it preconditions whole layers (kernel and bias together) named in "
+        "its own `layers` map",
+    )
+)
 IDS = [c.name for c in CASES]
 
 
 def step(tx, params, state, t=0):
     grads = jax.grad(loss)(params)
-    extra = oracles(loss, params, step=t, inputs=X)
-    return tx.update(grads, state, params, **extra)
+    extra = oracles(loss, params, step=t, inputs=X, targets=Y)
+    layer_inputs, output_grads = mlp_kfac_statistics(params, X, Y)  # K-FAC's statistics
+    return tx.update(
+        grads, state, params, layer_inputs=layer_inputs, output_grads=output_grads, **extra
+    )
 
 
 def two_steps(tx, params):

@@ -25,6 +25,7 @@ SETTINGS = {
     "adahessian": (0.01, {}),
     "covariance_power": (0.05, {"covariance": SPEC.covariance, "power": 0.5}),
     "shampoo": (0.02, {"graft": "sgd"}),
+    "kfac": (0.01, {"damping": 1e-2, "momentum": None}),
 }
 
 

@@ -1,0 +1,456 @@
+"""K-FAC: Kronecker-factored approximate curvature for dense layers (Martens & Grosse, 2015).
+
+For a dense layer ``s = W a (+ b)`` with inputs ``a`` and pre-activation gradients ``g``, K-FAC
+approximates the layer's block of the Fisher by a Kronecker product (paper, §3):
+
+    F̃ = A ⊗ G,    A = E[ā āᵀ],    G = E[g gᵀ],
+
+where ``ā = [a, 1]`` carries the bias as a homogeneous coordinate, and ``vec`` stacks columns.
+As ``(A ⊗ G)⁻¹ vec(∇) = vec(G⁻¹ ∇ A⁻¹)``, the natural-gradient direction for the layer's
+``d_out × (d_in + 1)`` matrix ``∇ = [∇W | ∇b]`` is ``G⁻¹ ∇ A⁻¹``; this module computes the
+general ``G^q ∇ A^p`` (``p = input_power``, ``q = output_power``, both −1 by default).
+
+The statistics are supplied, not traced: ``update`` takes the extra arguments
+``layer_inputs={name: a (N, d_in)}`` and ``output_grads={name: g (N, d_out)}``, with ``g`` scaled
+so that ``E[g gᵀ]`` is the usual factor (for a loss that is a mean over N examples,
+``g = N · ∂L/∂s``: per-example gradients). :func:`mlp_kfac_statistics` supplies them for
+jaxprecond's MLP. Both factors are exponential moving averages with weight ``decay`` (paper §5;
+the first update sets them to the batch's statistics).
+
+Which gradients ``g`` are used decides which curvature is approximated: the paper samples the
+targets from the model's predictive distribution (the Fisher); the observed targets, as in
+:func:`mlp_kfac_statistics`, give the empirical Fisher.
+
+Damping is the factored Tikhonov damping of §6.3 with ``π = 1``: the powers are taken of
+``A + √γ I`` and ``G + √γ I`` (``γ = damping``), so ``F̃ + γI`` is approximated by
+``(A + √γ I) ⊗ (G + √γ I)``. The eigendecompositions of the undamped factors are kept in the
+state and refreshed every ``refresh_every`` steps (the paper, too, recomputes its inverses only
+periodically); damping and powers act on the stored eigenvalues at every step, so
+``optax.inject_hyperparams`` may change them.
+
+References:
+  Martens, Grosse, "Optimizing Neural Networks with Kronecker-factored Approximate Curvature",
+  ICML 2015, arXiv 1503.05671.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxprecond.linalg import Eigh, eigh_psd, power_from_eigh
+from jaxprecond.transforms import LAYOUTS
+
+Precision = jax.lax.Precision
+
+#: The layers of jaxprecond's MLP: the hidden layer and the (single-output) read-out.
+MLP_LAYERS = {"layer1": ("W1", "b1"), "layer2": ("W2", "b2")}
+
+
+class LayerFactors(NamedTuple):
+    """One layer's Kronecker factors and their eigendecompositions at the last refresh.
+
+    Attributes:
+      input_factor: ``A = E[ā āᵀ]``, ``(d_in + 1, d_in + 1)`` with the bias column, else
+        ``(d_in, d_in)`` (float32 at least).
+      output_factor: ``G = E[g gᵀ]``, ``(d_out, d_out)``.
+      input_eigh: :class:`~jaxprecond.linalg.Eigh` of the undamped ``A``.
+      output_eigh: :class:`~jaxprecond.linalg.Eigh` of the undamped ``G``.
+    """
+
+    input_factor: jax.Array
+    output_factor: jax.Array
+    input_eigh: Eigh
+    output_eigh: Eigh
+
+
+class ScaleByKFACState(NamedTuple):
+    """State of :func:`scale_by_kfac`.
+
+    Attributes:
+      count: updates taken (int32); the first one initialises the factors.
+      factors: ``{layer name: LayerFactors}``.
+    """
+
+    count: jax.Array
+    factors: dict
+
+
+def _check_range(name, value, low, high=None):
+    if not isinstance(value, jax.core.Tracer) and not (
+        low <= value and (high is None or value < high)
+    ):
+        bound = f"[{low}, {high})" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be in {bound}, got {value!r}")
+
+
+def _check_layers(layers) -> dict:
+    if not isinstance(layers, Mapping) or not layers:
+        raise ValueError(
+            f"layers must be a non-empty mapping name -> (kernel, bias), got {layers!r}"
+        )
+    kernels = set()
+    for name, spec in layers.items():
+        if not (isinstance(spec, (tuple, list)) and len(spec) == 2) or spec[0] is None:
+            raise ValueError(
+                f"layer {name!r} must map to (kernel key, bias key or None), got {spec!r}"
+            )
+        if spec[0] in kernels:
+            raise ValueError(f"kernel {spec[0]!r} appears in more than one layer")
+        kernels.add(spec[0])
+    return {name: tuple(spec) for name, spec in layers.items()}
+
+
+def _is_zero(power) -> bool:
+    return isinstance(power, (int, float)) and power == 0
+
+
+def _stats_dtype(dtype):
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def _kernel_dims(shape, layout: str) -> tuple[int, int]:
+    """``(d_out, d_in)`` of a kernel: ``(d_in,)`` is a single output, else by ``layout``."""
+    if len(shape) == 1:
+        return 1, shape[0]
+    if len(shape) == 2:
+        return shape if layout == "out_in" else shape[::-1]
+    raise ValueError(f"a dense kernel must be 1-D or 2-D, got shape {shape}")
+
+
+def _to_matrix(kernel, layout: str):
+    """The kernel (or its gradient) as a ``(d_out, d_in)`` matrix."""
+    if kernel.ndim == 1:
+        return kernel[None, :]
+    return kernel if layout == "out_in" else kernel.T
+
+
+def _from_matrix(matrix, like, layout: str):
+    if like.ndim == 1:
+        return matrix[0].astype(like.dtype)
+    return (matrix if layout == "out_in" else matrix.T).astype(like.dtype)
+
+
+def input_factor(a, *, include_bias: bool = True, dtype=jnp.float32):
+    """``A = E[ā āᵀ]`` over the batch, ``ā = [a, 1]`` with the bias column, else ``a``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> input_factor(jnp.array([[1.0], [3.0]]))
+      Array([[5., 2.],
+             [2., 1.]], dtype=float32)
+    """
+    a = jnp.asarray(a, dtype)
+    if include_bias:
+        a = jnp.concatenate([a, jnp.ones((a.shape[0], 1), dtype)], axis=1)
+    return jnp.matmul(a.T, a, precision=Precision.HIGHEST) / a.shape[0]
+
+
+def output_factor(g, *, dtype=jnp.float32):
+    """``G = E[g gᵀ]`` over the batch of pre-activation gradients ``g`` ``(N, d_out)``."""
+    g = jnp.asarray(g, dtype)
+    return jnp.matmul(g.T, g, precision=Precision.HIGHEST) / g.shape[0]
+
+
+def _factor_power(eigh: Eigh, power, damping):
+    """``(F + √γ I)^power`` from the undamped ``F``'s eigendecomposition; None for power 0."""
+    if _is_zero(power):
+        return None
+    root = jnp.sqrt(jnp.asarray(damping, eigh.eigenvalues.dtype))
+    return power_from_eigh(Eigh(eigh.eigenvalues + root, eigh.eigenvectors), power)
+
+
+def kronecker_precondition(grad, factors: LayerFactors, input_power, output_power, damping):
+    """``G^q ∇ A^p`` for the ``(d_out, d_in [+1])`` matrix ``∇``, i.e. ``(A^p ⊗ G^q) vec ∇``."""
+    input_matrix = _factor_power(factors.input_eigh, input_power, damping)
+    output_matrix = _factor_power(factors.output_eigh, output_power, damping)
+    if output_matrix is not None:
+        grad = jnp.matmul(output_matrix, grad, precision=Precision.HIGHEST)
+    if input_matrix is not None:
+        grad = jnp.matmul(grad, input_matrix, precision=Precision.HIGHEST)
+    return grad
+
+
+def scale_by_kfac(
+    layers,
+    *,
+    decay: float = 0.95,
+    damping: float = 1e-3,
+    input_power: float = -1.0,
+    output_power: float = -1.0,
+    include_bias: bool = True,
+    refresh_every: int = 1,
+    layout: str = "out_in",
+) -> optax.GradientTransformationExtraArgs:
+    """K-FAC's direction ``G^q ∇ A^p`` per dense layer (without the learning rate).
+
+    ``update`` needs the extra arguments ``layer_inputs`` and ``output_grads`` (dicts keyed by
+    layer name, see the module docstring). The eigendecompositions of the factors are refreshed
+    when ``step % refresh_every == 0``, where ``step`` is an extra argument (pass the scan's own,
+    unbatched step index, so that ``lax.cond`` stays a branch under ``vmap``) or else the
+    state's count. Before the first refresh the stored decompositions are of the identity.
+
+    Args:
+      layers: ``{name: (kernel key, bias key or None)}`` in a flat parameter dict. A kernel is
+        ``(d_out, d_in)`` (``layout="out_in"``, torch), ``(d_in, d_out)`` (``"in_out"``, flax)
+        or ``(d_in,)`` (one output). Parameters in no layer pass through unchanged.
+      decay: EMA weight of the old factors, in ``[0, 1)``.
+      damping: ``γ ≥ 0``; the powers are taken of ``A + √γ I`` and ``G + √γ I``.
+      input_power: ``p``, the power of ``A``.
+      output_power: ``q``, the power of ``G``.
+      include_bias: append the homogeneous coordinate to the inputs and precondition
+        ``[∇W | ∇b]`` jointly; with ``False`` the bias passes through unchanged.
+      refresh_every: steps between eigendecompositions.
+      layout: ``"out_in"`` or ``"in_out"`` for 2-D kernels.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> params = {"W": jnp.ones((1, 2))}
+      >>> tx = scale_by_kfac({"dense": ("W", None)}, damping=0.0)
+      >>> a = jnp.array([[2.0, 0.0], [0.0, 1.0]])  # A = diag(2, 0.5)
+      >>> g = jnp.array([[1.0], [1.0]])            # G = 1
+      >>> grads = {"W": jnp.array([[1.0, 1.0]])}
+      >>> u, _ = tx.update(grads, tx.init(params), layer_inputs={"dense": a},
+      ...                  output_grads={"dense": g})
+      >>> u["W"]
+      Array([[0.5, 2. ]], dtype=float32)
+    """
+    layers = _check_layers(layers)
+    _check_range("decay", decay, 0.0, 1.0)
+    _check_range("damping", damping, 0.0)
+    for name, power in (("input_power", input_power), ("output_power", output_power)):
+        if not isinstance(power, jax.core.Tracer) and np.ndim(power) != 0:
+            raise ValueError(f"{name} must be a scalar, got shape {np.shape(power)}")
+    if isinstance(refresh_every, bool) or not isinstance(refresh_every, int) or refresh_every < 1:
+        raise ValueError(f"refresh_every must be a positive integer, got {refresh_every!r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if not isinstance(include_bias, bool):
+        raise ValueError(f"include_bias must be a bool, got {include_bias!r}")
+
+    def has_bias(name):
+        return include_bias and layers[name][1] is not None
+
+    def kernel_of(tree, name):
+        kernel_key = layers[name][0]
+        if not isinstance(tree, Mapping) or kernel_key not in tree:
+            raise ValueError(f"layer {name!r}: no parameter {kernel_key!r} in a flat dict")
+        return tree[kernel_key]
+
+    def init_fn(params):
+        factors = {}
+        for name in layers:
+            kernel = kernel_of(params, name)
+            d_out, d_in = _kernel_dims(kernel.shape, layout)
+            bias_key = layers[name][1]
+            if has_bias(name) and np.size(params.get(bias_key)) != d_out:
+                raise ValueError(
+                    f"layer {name!r}: bias {bias_key!r} must have {d_out} entries, "
+                    f"got {np.shape(params.get(bias_key))}"
+                )
+            d_in += has_bias(name)
+            dtype = _stats_dtype(kernel.dtype)
+
+            def identity(d, dtype=dtype):
+                return Eigh(jnp.ones((d,), dtype), jnp.eye(d, dtype=dtype))
+
+            factors[name] = LayerFactors(
+                jnp.zeros((d_in, d_in), dtype),
+                jnp.zeros((d_out, d_out), dtype),
+                identity(d_in),
+                identity(d_out),
+            )
+        return ScaleByKFACState(jnp.zeros([], jnp.int32), factors)
+
+    def update_factors(state, layer_inputs, output_grads):
+        """The EMA of §5; the first update (count 0) takes the batch statistics as they are."""
+        weight = jnp.where(state.count == 0, 1.0, 1.0 - decay)
+        factors = {}
+        for name, old in state.factors.items():
+            dtype = old.input_factor.dtype
+            for arg, value in (("layer_inputs", layer_inputs), ("output_grads", output_grads)):
+                if np.ndim(value[name]) != 2:
+                    raise ValueError(
+                        f"{arg}[{name!r}] must be (N, d), got shape {np.shape(value[name])}"
+                    )
+            a_new = input_factor(layer_inputs[name], include_bias=has_bias(name), dtype=dtype)
+            g_new = output_factor(output_grads[name], dtype=dtype)
+            if a_new.shape != old.input_factor.shape or g_new.shape != old.output_factor.shape:
+                raise ValueError(
+                    f"layer {name!r}: layer_inputs/output_grads give factors of shapes "
+                    f"{a_new.shape}, {g_new.shape}; the kernel needs "
+                    f"{old.input_factor.shape}, {old.output_factor.shape}"
+                )
+            w = weight.astype(dtype)
+            factors[name] = old._replace(
+                input_factor=old.input_factor + w * (a_new - old.input_factor),
+                output_factor=old.output_factor + w * (g_new - old.output_factor),
+            )
+        return factors
+
+    def refresh(factors):
+        return {
+            name: f._replace(
+                input_eigh=eigh_psd(f.input_factor), output_eigh=eigh_psd(f.output_factor)
+            )
+            for name, f in factors.items()
+        }
+
+    def precondition_layer(updates, name, factors):
+        """``[∇W | ∇b] ← G^q [∇W | ∇b] A^p``, back in the updates' shapes and dtypes."""
+        kernel_key, bias_key = layers[name]
+        kernel = kernel_of(updates, name)
+        matrix = _to_matrix(kernel, layout).astype(factors.input_factor.dtype)
+        d_in = matrix.shape[1]
+        if has_bias(name):
+            bias = updates[bias_key]
+            matrix = jnp.concatenate([matrix, bias.reshape(-1, 1).astype(matrix.dtype)], axis=1)
+        matrix = kronecker_precondition(matrix, factors, input_power, output_power, damping)
+        out = {kernel_key: _from_matrix(matrix[:, :d_in], kernel, layout)}
+        if has_bias(name):
+            out[bias_key] = matrix[:, d_in].reshape(bias.shape).astype(bias.dtype)
+        return out
+
+    def update_fn(
+        updates, state, params=None, *, layer_inputs=None, output_grads=None, step=None, **extra
+    ):
+        del params, extra
+        missing = [
+            arg
+            for arg, value in (("layer_inputs", layer_inputs), ("output_grads", output_grads))
+            if value is None
+        ]
+        if missing:
+            raise ValueError(f"kfac needs the extra arguments {missing} in update(...)")
+        for arg, value in (("layer_inputs", layer_inputs), ("output_grads", output_grads)):
+            absent = [name for name in layers if name not in value]
+            if absent:
+                raise ValueError(f"{arg} lacks the layers {absent}")
+
+        factors = update_factors(state, layer_inputs, output_grads)
+        if refresh_every == 1:
+            factors = refresh(factors)
+        else:
+            index = state.count if step is None else step
+            factors = jax.lax.cond(index % refresh_every == 0, refresh, lambda f: f, factors)
+
+        new_updates = dict(updates)
+        for name in layers:
+            new_updates.update(precondition_layer(updates, name, factors[name]))
+        return new_updates, ScaleByKFACState(state.count + 1, factors)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def kfac(
+    learning_rate,
+    layers,
+    *,
+    decay: float = 0.95,
+    damping: float = 1e-3,
+    input_power: float = -1.0,
+    output_power: float = -1.0,
+    include_bias: bool = True,
+    refresh_every: int = 1,
+    layout: str = "out_in",
+    momentum: float | None = 0.9,
+) -> optax.GradientTransformationExtraArgs:
+    """K-FAC with heavy-ball momentum: ``θ ← θ − lr · trace(G^q ∇ A^p)``.
+
+    Args:
+      learning_rate: a float or an optax schedule.
+      layers, decay, damping, input_power, output_power, include_bias, refresh_every, layout:
+        see :func:`scale_by_kfac`.
+      momentum: ``optax.trace`` decay; ``0`` or ``None`` for none.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs``; call ``update(grads, state, params,
+      layer_inputs=..., output_grads=...)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxprecond.model import init_mlp
+      >>> from jaxprecond.train import regression_loss
+      >>> params = init_mlp(jax.random.key(0), 3, 4, scale=0.1)
+      >>> x = jax.random.normal(jax.random.key(1), (16, 3))
+      >>> y = x[:, 0]
+      >>> loss = lambda p: regression_loss(p, x, y, weight_decay=0.0, n_train=16)
+      >>> tx = kfac(0.1, MLP_LAYERS, damping=1e-2, momentum=None)
+      >>> @jax.jit
+      ... def step(params, state):
+      ...     inputs, out_grads = mlp_kfac_statistics(params, x, y)
+      ...     u, state = tx.update(jax.grad(loss)(params), state, params,
+      ...                          layer_inputs=inputs, output_grads=out_grads)
+      ...     return optax.apply_updates(params, u), state
+      >>> state, start = tx.init(params), loss(params)
+      >>> for _ in range(20):
+      ...     params, state = step(params, state)
+      >>> bool(loss(params) < 0.05 * start)
+      True
+    """
+    if momentum is not None:
+        _check_range("momentum", momentum, 0.0, 1.0)
+    return optax.chain(
+        scale_by_kfac(
+            layers,
+            decay=decay,
+            damping=damping,
+            input_power=input_power,
+            output_power=output_power,
+            include_bias=include_bias,
+            refresh_every=refresh_every,
+            layout=layout,
+        ),
+        optax.trace(momentum) if momentum else optax.identity(),
+        optax.scale_by_learning_rate(learning_rate),
+    )
+
+
+def mlp_kfac_statistics(params, x, y, *, n_train=None, precision=Precision.HIGHEST):
+    """K-FAC's statistics for jaxprecond's MLP under the loss ``L = mean((f(x) − y)²)``.
+
+    The pre-activations ``s1 = x W1ᵀ + b1`` and ``s2 = relu(s1) W2 + b2`` get zero "taps" whose
+    gradients are ``∂L/∂s`` (one reverse pass); they are scaled by ``N`` so that
+    ``g_i = N ∂L/∂s_i`` is example i's own gradient, ``2(f(x_i) − y_i)`` at the output. These
+    are gradients at the observed targets, so ``G`` is the empirical Fisher's factor.
+
+    Args:
+      params: the MLP parameters ``{"W1": (dh, dx), "b1", "W2": (dh,), "b2"}``.
+      x: ``(N, dx)`` inputs.
+      y: ``(N,)`` targets.
+      n_train: the ``N`` multiplying ``∂L/∂s`` (default ``len(x)``).
+      precision: matmul precision.
+
+    Returns:
+      ``(layer_inputs, output_grads)`` for :data:`MLP_LAYERS`: inputs ``x`` and ``relu(s1)``,
+      output grads ``(N, dh)`` and ``(N, 1)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxprecond.model import init_mlp
+      >>> params = init_mlp(jax.random.key(0), 2, 3)
+      >>> inputs, grads = mlp_kfac_statistics(params, jnp.zeros((4, 2)), jnp.ones(4))
+      >>> inputs["layer2"].shape, grads["layer2"][:, 0]  # 2 (f − y) with f = 0
+      ((4, 3), Array([-2., -2., -2., -2.], dtype=float32))
+    """
+    n = x.shape[0] if n_train is None else n_train
+
+    def loss(taps):
+        s1 = jnp.matmul(x, params["W1"].T, precision=precision) + params["b1"] + taps[0]
+        h = jax.nn.relu(s1)
+        s2 = jnp.matmul(h, params["W2"], precision=precision) + params["b2"] + taps[1]
+        return jnp.mean((s2 - y) ** 2), h
+
+    dtype = params["W1"].dtype
+    taps = (jnp.zeros((x.shape[0], params["W1"].shape[0]), dtype), jnp.zeros(x.shape[:1], dtype))
+    (g1, g2), h = jax.grad(loss, has_aux=True)(taps)
+    inputs = {"layer1": x, "layer2": h}
+    return inputs, {"layer1": n * g1, "layer2": n * g2[:, None]}
