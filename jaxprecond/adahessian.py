@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxprecond.checks import check_range
+
 PROBES = ("rademacher", "minus_ones")
 
 
@@ -93,14 +95,6 @@ class ScaleByAdaHessianState(NamedTuple):
     key: jax.Array
 
 
-def _check(name, value, low, high=None):
-    if not isinstance(value, jax.core.Tracer) and not (
-        low <= value and (high is None or value < high)
-    ):
-        bound = f"[{low}, {high})" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be in {bound}, got {value!r}")
-
-
 def scale_by_adahessian(
     b1: float = 0.9,
     b2: float = 0.999,
@@ -149,9 +143,9 @@ def scale_by_adahessian(
       >>> direction.round(3)  # m̂ / |D̂| = 2w / 2 on the first step
       Array([ 1., -2.], dtype=float32)
     """
-    _check("b1", b1, 0.0, 1.0)
-    _check("b2", b2, 0.0, 1.0)
-    _check("eps", eps, 0.0)
+    check_range("b1", b1, 0.0, 1.0)
+    check_range("b2", b2, 0.0, 1.0)
+    check_range("eps", eps, 0.0)
     for name, value in (("update_interval", update_interval), ("samples", samples)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -252,7 +246,7 @@ def adahessian(
       >>> bool(jnp.allclose(w, 1.0, atol=1e-2))
       True
     """
-    _check("weight_decay", weight_decay, 0.0)
+    check_range("weight_decay", weight_decay, 0.0)
     return optax.chain(
         scale_by_adahessian(
             b1,

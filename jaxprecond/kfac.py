@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxprecond.checks import check_range
 from jaxprecond.linalg import Eigh, eigh_psd, power_from_eigh
 from jaxprecond.transforms import LAYOUTS
 
@@ -79,14 +80,6 @@ class ScaleByKFACState(NamedTuple):
 
     count: jax.Array
     factors: dict
-
-
-def _check_range(name, value, low, high=None):
-    if not isinstance(value, jax.core.Tracer) and not (
-        low <= value and (high is None or value < high)
-    ):
-        bound = f"[{low}, {high})" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be in {bound}, got {value!r}")
 
 
 def _check_layers(layers) -> dict:
@@ -224,8 +217,8 @@ def scale_by_kfac(
       Array([[0.5, 2. ]], dtype=float32)
     """
     layers = _check_layers(layers)
-    _check_range("decay", decay, 0.0, 1.0)
-    _check_range("damping", damping, 0.0)
+    check_range("decay", decay, 0.0, 1.0)
+    check_range("damping", damping, 0.0)
     for name, power in (("input_power", input_power), ("output_power", output_power)):
         if not isinstance(power, jax.core.Tracer) and np.ndim(power) != 0:
             raise ValueError(f"{name} must be a scalar, got shape {np.shape(power)}")
@@ -397,7 +390,7 @@ def kfac(
       True
     """
     if momentum is not None:
-        _check_range("momentum", momentum, 0.0, 1.0)
+        check_range("momentum", momentum, 0.0, 1.0)
     return optax.chain(
         scale_by_kfac(
             layers,
