@@ -28,7 +28,7 @@ from jaxprecond.data import (
 from jaxprecond.linalg import Eigh
 from jaxprecond.model import init_mlp, init_mlp_gaussian
 from jaxprecond.plotting import plot_noise
-from jaxprecond.stats import DivergenceWarning, SeedSummary, summarize_seeds
+from jaxprecond.stats import DivergenceWarning, SeedSummary, summarize_trajectories
 from jaxprecond.store import ARRAYS, load_run, save_run, write_text
 from jaxprecond.sweep import MANIFEST, Experiment, SweepResults, SweepSpec, load_sweep, run_sweep
 from jaxprecond.train import Trajectory, train
@@ -371,13 +371,7 @@ class NoiseResults:
         """
         if metric not in METRICS[:3]:
             raise ValueError(f"metric must be one of {METRICS[:3]}, got {metric!r}")
-        values = getattr(self, metric)
-        bad = ~np.isfinite(values).all(axis=-1, keepdims=True)
-        values = np.where(bad, np.nan, values)
-        if final:
-            values = values[..., -1]
-            return summarize_seeds(values, axis=-1, name=metric)
-        return summarize_seeds(values, axis=-2, name=metric)
+        return summarize_trajectories(getattr(self, metric), 3, final=final, name=metric)
 
     def table(self) -> str:
         """A Markdown table of final train loss and test MSE (mean and 95% CI) per cell."""

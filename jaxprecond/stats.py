@@ -34,13 +34,6 @@ class SeedSummary:
     n_diverged: np.ndarray
 
 
-def diverged(values, seed_axis: int, trailing_axes: tuple[int, ...] = ()) -> np.ndarray:
-    """Which seeds have any non-finite value (over ``trailing_axes``, e.g. the step axis)."""
-    values = np.asarray(values)
-    bad = ~np.isfinite(values)
-    return bad.any(axis=trailing_axes) if trailing_axes else bad
-
-
 def summarize_seeds(
     values,
     axis: int = -1,
@@ -114,3 +107,29 @@ def _bootstrap_interval(values, finite, resamples: int, level: float, seed: int)
         means = row[rng.integers(0, row.size, (resamples, row.size))].mean(-1)
         low[i], high[i] = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
     return low.reshape(values.shape[:-1]), high.reshape(values.shape[:-1])
+
+
+def summarize_trajectories(
+    values, seed_axis: int, *, final: bool = True, name: str = "values", bootstrap: int = 0
+) -> SeedSummary:
+    """Seed statistics of trajectories whose last axis is the record (step) axis.
+
+    A seed whose trajectory holds a NaN or inf anywhere counts as diverged: it is excluded
+    (from every record) and reported with a :class:`DivergenceWarning`.
+
+    Args:
+      values: array with a seed axis and, last, a record axis.
+      seed_axis: the seed axis (non-negative, counted before the record axis).
+      final: summarise the last record only (else every record).
+      name: what the values are, for the warning.
+      bootstrap: bootstrap resamples for the interval (0: Student-t).
+
+    Returns:
+      A :class:`SeedSummary` without the seed axis (and without the record axis if ``final``).
+    """
+    values = np.asarray(values)
+    bad = ~np.isfinite(values).all(axis=-1, keepdims=True)
+    values = np.where(bad, np.nan, values)
+    if final:
+        values = values[..., -1]
+    return summarize_seeds(values, axis=seed_axis, name=name, bootstrap=bootstrap)

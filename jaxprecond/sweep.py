@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxprecond.stats import SeedSummary, summarize_seeds
+from jaxprecond.stats import SeedSummary, summarize_trajectories
 from jaxprecond.store import environment, read_arrays, write_arrays, write_text
 
 MANIFEST = "manifest.json"
@@ -194,6 +194,10 @@ def run_chunk(program, devices, seed_indices, axis_values):
     return jax.tree.map(lambda *parts: np.concatenate(parts), *jax.device_get(outputs))
 
 
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
 def _bytes(tree) -> int:
     return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves(tree))
 
@@ -205,9 +209,9 @@ def choose_chunk_size(spec: SweepSpec, experiment: Experiment, program, n_device
     of runs is live at a time) plus the outputs per seed, from ``jax.eval_shape``.
     """
     if spec.chunk_size is not None:
-        return -(-spec.chunk_size // n_devices) * n_devices
+        return _round_up(spec.chunk_size, n_devices)
     if spec.memory_budget is None:
-        return -(-spec.seeds // n_devices) * n_devices
+        return _round_up(spec.seeds, n_devices)
     probe = (jnp.arange(1, dtype=jnp.uint32), axis_arrays(spec, experiment))
     per_seed = _bytes(jax.eval_shape(program, *probe))
     analysis = program.lower(*probe).compile().memory_analysis()
@@ -218,7 +222,7 @@ def choose_chunk_size(spec: SweepSpec, experiment: Experiment, program, n_device
             f"memory_budget={spec.memory_budget} bytes is too small for one seed per device: "
             f"the program needs {fixed} bytes plus {per_seed} bytes per seed"
         )
-    return int(min(fit, -(-spec.seeds // n_devices))) * n_devices
+    return min(int(fit) * n_devices, _round_up(spec.seeds, n_devices))
 
 
 def manifest_identity(spec: SweepSpec, experiment: Experiment) -> dict:
@@ -300,21 +304,17 @@ class SweepResults:
         return tuple(n for n, _ in self.axes) + ("seed", "record")
 
     def summary(self, metric: str, *, final: bool = True, bootstrap: int = 0) -> SeedSummary:
-        """Seed statistics of ``metric``'s final value (or trajectory); see ``summarize_seeds``.
+        """Seed statistics of ``metric``'s final value (or trajectory); see
+        :func:`~jaxprecond.stats.summarize_trajectories`.
 
         A seed whose trajectory holds a NaN or inf counts as diverged and is excluded.
         """
         values = self.data[metric]
         if values.ndim != len(self.dims):
             raise ValueError(f"{metric!r} is not a scalar trajectory")
-        bad = ~np.isfinite(values).all(axis=-1, keepdims=True)
-        values = np.where(bad, np.nan, values)
-        seed_axis = len(self.axes)
-        if final:
-            return summarize_seeds(
-                values[..., -1], axis=seed_axis, name=metric, bootstrap=bootstrap
-            )
-        return summarize_seeds(values, axis=seed_axis, name=metric, bootstrap=bootstrap)
+        return summarize_trajectories(
+            values, len(self.axes), final=final, name=metric, bootstrap=bootstrap
+        )
 
     def to_xarray(self):
         """An ``xarray.Dataset`` with dims ``(*axes, seed, step[, component])``."""
@@ -360,15 +360,20 @@ def load_sweep(directory) -> SweepResults:
     paths = sorted((directory / CHUNKS).glob("seeds-*.npz"))
     if not paths:
         raise FileNotFoundError(f"{directory} holds no finished chunk yet")
-    parts = [read_arrays(p) for p in paths]
-    seeds = np.concatenate([p.pop("seed_index") for p in parts])
-    steps = parts[0].pop("steps")
-    for p in parts[1:]:
-        p.pop("steps")
-    data = {k: np.concatenate([p[k] for p in parts], axis=len(axes)) for k in parts[0]}
+    seeds, steps, data = _merge_chunks([read_arrays(p) for p in paths], len(axes))
+    return SweepResults(axes, seeds, steps, data, manifest["config"], manifest["seeds"])
+
+
+def _merge_chunks(chunks: list[dict], n_axes: int):
+    """Chunk dicts (``seed_index``, ``steps``, metrics) → seeds, steps and metrics by seed."""
+    seeds = np.concatenate([c["seed_index"] for c in chunks])
     order = np.argsort(seeds, kind="stable")
-    data = {k: np.take(v, order, axis=len(axes)) for k, v in data.items()}
-    return SweepResults(axes, seeds[order], steps, data, manifest["config"], manifest["seeds"])
+    names = [k for k in chunks[0] if k not in ("seed_index", "steps")]
+    data = {
+        k: np.take(np.concatenate([c[k] for c in chunks], axis=n_axes), order, axis=n_axes)
+        for k in names
+    }
+    return seeds[order], chunks[0]["steps"], data
 
 
 def run_sweep(
@@ -412,10 +417,7 @@ def run_sweep(
         n_devices = len(devices)
         if existing is not None:
             chunk = existing["chunk_size"]
-            if (
-                spec.chunk_size is not None
-                and chunk != -(-spec.chunk_size // n_devices) * n_devices
-            ):
+            if spec.chunk_size is not None and chunk != _round_up(spec.chunk_size, n_devices):
                 raise ValueError(
                     f"{out} was written with chunk_size={chunk}; resume it with that chunk size"
                 )
@@ -457,13 +459,7 @@ def run_sweep(
                     in_memory.append(arrays)
                 bar.update(keep)
     if directory is None:
-        seeds = np.concatenate([a.pop("seed_index") for a in in_memory])
-        steps = in_memory[0]["steps"]
-        data = {
-            k: np.concatenate([a[k] for a in in_memory], axis=len(spec.axes))
-            for k in in_memory[0]
-            if k != "steps"
-        }
+        seeds, steps, data = _merge_chunks(in_memory, len(spec.axes))
         return SweepResults(spec.axes, seeds, steps, data, experiment.config, spec.seeds)
     if process_index != 0:
         return None
