@@ -68,16 +68,22 @@ def _shampoo(learning_rate, **options):
     return shampoo(learning_rate, **options)
 
 
-def _kfac(learning_rate, **options):
-    """K-FAC on jaxprecond's MLP: the layer statistics come from the batch oracles."""
+def _kfac(learning_rate, *, layers=None, statistics=None, **options):
+    """K-FAC whose layer statistics come from the batch oracles: ``statistics(params, inputs,
+    targets) -> (layer_inputs, output_grads)`` for ``layers`` (default: jaxprecond's
+    regression MLP, :func:`~jaxprecond.kfac.mlp_kfac_statistics`)."""
     from jaxprecond.kfac import MLP_LAYERS, kfac, mlp_kfac_statistics
 
-    inner = kfac(learning_rate, MLP_LAYERS, **options)
+    if (layers is None) != (statistics is None):
+        raise ValueError("kfac: give both layers=... and statistics=..., or neither")
+    if layers is None:
+        layers, statistics = MLP_LAYERS, mlp_kfac_statistics
+    inner = kfac(learning_rate, layers, **options)
 
     def update_fn(updates, state, params=None, *, inputs=None, targets=None, **extra_args):
         if inputs is None or targets is None:
             raise ValueError("kfac needs the batch: inputs=... and targets=...")
-        layer_inputs, output_grads = mlp_kfac_statistics(params, inputs, targets)
+        layer_inputs, output_grads = statistics(params, inputs, targets)
         return inner.update(
             updates,
             state,

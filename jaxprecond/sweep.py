@@ -41,11 +41,15 @@ class Experiment:
       name: the experiment's name (recorded in the manifest).
       config: a JSON-serialisable dict of every fixed setting (recorded and compared on resume).
       make_cell: ``axes -> cell``; ``cell(key, values)`` trains one run, ``values`` maps each
-        axis name to a traced scalar (categorical axes: the index of the value).
+        axis name to a traced scalar (categorical axes: the index of the value). With ``data``
+        the cell is ``cell(key, values, data)``.
       allowed_axes: axis name → ``"numeric"`` or a tuple of allowed categorical values.
       root_seed: the root of every seed's key.
       steps: the step index of each record of the cell's trajectories.
       float64: run under ``jax.enable_x64``.
+      data: a pytree of arrays every run reads (a data set to draw from): passed to the
+        compiled program as an argument, placed once on each device, never a compile-time
+        constant. Not part of the manifest: name the data set (and its checksums) in ``config``.
     """
 
     name: str
@@ -55,6 +59,7 @@ class Experiment:
     root_seed: int = 0
     steps: tuple[int, ...] = ()
     float64: bool = False
+    data: object = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +153,7 @@ def local_grid(spec: SweepSpec, experiment: Experiment):
     """
     cell = experiment.make_cell(spec.names)
 
-    def run(seed_indices, axis_values):
+    def run(seed_indices, axis_values, data=None):
         grids = jnp.meshgrid(
             jnp.arange(seed_indices.shape[0]),
             *(jnp.arange(n) for n in spec.shape),
@@ -160,7 +165,10 @@ def local_grid(spec: SweepSpec, experiment: Experiment):
         values = {
             name: axis_values[name][idx] for name, idx in zip(spec.names, flat[1:], strict=True)
         }
-        out = jax.lax.map(lambda a: cell(*a), (keys, values), batch_size=spec.group_size)
+        if experiment.data is None:
+            out = jax.lax.map(lambda a: cell(*a), (keys, values), batch_size=spec.group_size)
+        else:
+            out = jax.lax.map(lambda a: cell(*a, data), (keys, values), batch_size=spec.group_size)
         shape = (seed_indices.shape[0],) + spec.shape
         return jax.tree.map(lambda leaf: leaf.reshape(shape + leaf.shape[1:]), out)
 
@@ -178,18 +186,24 @@ def chunk_function(spec: SweepSpec, experiment: Experiment, devices=None):
     result bitwise independent of the device count for a given per-device chunk.)
 
     Returns:
-      ``(program, devices)``; ``program(seed_indices, axis_values)`` as in :func:`local_grid`.
+      ``(program, devices)``; ``program(seed_indices, axis_values[, data])`` as in
+      :func:`local_grid`.
     """
     devices = list(devices if devices is not None else jax.local_devices())
     return jax.jit(local_grid(spec, experiment)), devices
 
 
-def run_chunk(program, devices, seed_indices, axis_values):
-    """Run one chunk: seed slices dispatched to their devices, results gathered to the host."""
+def run_chunk(program, devices, seed_indices, axis_values, data=None):
+    """Run one chunk: seed slices dispatched to their devices, results gathered to the host.
+
+    ``data``: ``None``, or one copy of the experiment's data per device (``device_put`` once
+    per sweep, not per chunk).
+    """
     slices = np.split(np.asarray(seed_indices), len(devices))
+    copies = [()] * len(devices) if data is None else [(d,) for d in data]
     outputs = [
-        program(jax.device_put(part, device), jax.device_put(axis_values, device))
-        for part, device in zip(slices, devices, strict=True)
+        program(jax.device_put(part, device), jax.device_put(axis_values, device), *copy)
+        for part, device, copy in zip(slices, devices, copies, strict=True)
     ]
     return jax.tree.map(lambda *parts: np.concatenate(parts), *jax.device_get(outputs))
 
@@ -213,9 +227,13 @@ def choose_chunk_size(spec: SweepSpec, experiment: Experiment, program, n_device
     if spec.memory_budget is None:
         return _round_up(spec.seeds, n_devices)
     probe = (jnp.arange(1, dtype=jnp.uint32), axis_arrays(spec, experiment))
+    if experiment.data is not None:
+        probe += (experiment.data,)
     per_seed = _bytes(jax.eval_shape(program, *probe))
     analysis = program.lower(*probe).compile().memory_analysis()
     fixed = getattr(analysis, "temp_size_in_bytes", 0) if analysis is not None else 0
+    if experiment.data is not None:
+        fixed += _bytes(experiment.data)  # the data set's copy on the device
     fit = (spec.memory_budget - fixed) // per_seed
     if fit < 1:
         raise ValueError(
@@ -437,6 +455,9 @@ def run_sweep(
         todo = [b for b in mine if directory is None or not chunk_path(directory, *b).exists()]
         in_memory = []
         values = axis_arrays(spec, experiment)
+        data = None
+        if experiment.data is not None and todo:
+            data = [jax.device_put(experiment.data, device) for device in devices]
         with tqdm(
             total=sum(b - a for a, b in mine),
             unit="seed",
@@ -446,7 +467,7 @@ def run_sweep(
             bar.update(sum(b - a for a, b in mine) - sum(b - a for a, b in todo))
             for start, stop in todo:
                 indices = np.arange(start, start + chunk, dtype=np.uint32)
-                out_tree = run_chunk(program, devices, indices, values)
+                out_tree = run_chunk(program, devices, indices, values, data)
                 keep = stop - start
                 fields = out_tree._asdict() if hasattr(out_tree, "_asdict") else dict(out_tree)
                 arrays = {k: v[:keep] for k, v in fields.items()}

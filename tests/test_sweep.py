@@ -190,3 +190,41 @@ def test_two_processes_merge_to_the_single_process_result(reference, tmp_path):
     outputs = [_finish(w) for w in workers]
     assert "process=0/2" in outputs[0] and "process=1/2" in outputs[1]
     assert_same(load_sweep(tmp_path / "run"), reference)
+
+
+def data_experiment(table):
+    """Each run draws one row of ``table`` (an experiment-wide data set) and scales it by p."""
+
+    def make_cell(names):
+        def cell(key, values, data):
+            row = jax.random.randint(key, (), 0, data.shape[0])
+            return {"picked": (data[row] * values["p"])[None]}
+
+        return cell
+
+    return sweep_module.Experiment(
+        name="data",
+        config={"table": "arange"},
+        make_cell=make_cell,
+        allowed_axes={"p": "numeric"},
+        steps=(0,),
+        data=table,
+    )
+
+
+def test_experiment_data_is_an_argument_on_every_device(tmp_path):
+    table = np.arange(50, dtype=np.float32) * 10
+    spec = SweepSpec(axes=(("p", (1.0, 2.0)),), seeds=6, chunk_size=3, memory_budget=None)
+    out = run_sweep(spec, data_experiment(table), out=tmp_path / "run", progress=False)
+    root = jax.random.key(0)
+    rows = [int(jax.random.randint(jax.random.fold_in(root, i), (), 0, 50)) for i in range(6)]
+    expected = np.array([[table[r] * p for r in rows] for p in (1.0, 2.0)])
+    np.testing.assert_array_equal(out.data["picked"][..., 0], expected)
+    # The table is not baked into the program: another table, same compiled program.
+    program, devices = chunk_function(spec, data_experiment(table))
+    values = axis_arrays(spec, data_experiment(table))
+    seeds = jax.numpy.arange(3, dtype=jax.numpy.uint32)
+    first = program(seeds, values, table)
+    second = program(seeds, values, table + 1)
+    assert program._cache_size() == 1
+    np.testing.assert_array_equal(second["picked"], first["picked"] + values["p"][None, :, None])
