@@ -1,4 +1,5 @@
-"""Command line: ``jaxprecond noise ...``. Each command is a thin layer over a Python function."""
+"""Command line: ``jaxprecond noise|ood|sweep|report ...``. Each command is a thin layer over a
+Python function."""
 
 from __future__ import annotations
 
@@ -109,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxprecond", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     _noise_parser(sub)
+    from jaxprecond.ood import add_ood_parser
+
+    add_ood_parser(sub)
     p = sub.add_parser("sweep", help="run or resume the sweep described by a TOML file")
     p.add_argument("config", help="sweep TOML file (see jaxprecond.report.load_sweep_file)")
     p.add_argument("--out", help="run folder (overrides the file's 'out')")
@@ -122,7 +126,14 @@ def main(argv=None) -> int:
     """Entry point of the ``jaxprecond`` console script."""
     args = build_parser().parse_args(argv)
     try:
-        commands = {"noise": noise_command, "sweep": sweep_command, "report": report_command}
+        from jaxprecond.ood import ood_command
+
+        commands = {
+            "noise": noise_command,
+            "sweep": sweep_command,
+            "report": report_command,
+            "ood": ood_command,
+        }
         commands[args.command](args)
     except (ValueError, TypeError, FileExistsError, FileNotFoundError) as error:
         print(f"jaxprecond: error: {error}", file=sys.stderr)

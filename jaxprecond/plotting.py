@@ -106,3 +106,134 @@ def plot_sweep(results, path=None, *, metric: str = "test_mse", max_lines: int =
         fig.savefig(Path(path), dpi=110)
         plt.close(fig)
     return fig
+
+
+def plot_transfer(results, path=None):
+    """Forward transfer (paper Sec. 4.3): stage-2 test and train MSE against ``p``, per pair.
+
+    One line per ``(train, transfer)`` pair with its 95% interval as error bars; solid lines
+    for the stage-2 test MSE (left), the stage-2 train MSE on the right.
+
+    Args:
+      results: a :class:`~jaxprecond.transfer.TransferResults`.
+      path: where to save the PNG (``None``: do not save).
+
+    Returns:
+      The matplotlib figure.
+    """
+    config = results.config
+    powers = np.asarray(config.powers, float)
+    styles = {
+        ("high", "low"): ("tab:red", "o"),
+        ("low", "high"): ("tab:blue", "s"),
+        ("high", "high"): ("tab:orange", "^"),
+        ("low", "low"): ("tab:cyan", "v"),
+    }
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, metric, label in zip(
+        axes,
+        ("transfer_test_mse", "transfer_train_mse"),
+        ("stage-2 test MSE", "stage-2 train MSE"),
+        strict=True,
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DivergenceWarning)
+            s = results.summary(metric)
+        for i, pair in enumerate(config.pairs):
+            color, marker = styles.get(tuple(pair), (None, "o"))
+            error = np.stack([s.mean[i] - s.ci_low[i], s.ci_high[i] - s.mean[i]])
+            ax.errorbar(
+                powers,
+                s.mean[i],
+                yerr=np.where(np.isfinite(error), error, 0.0),
+                marker=marker,
+                color=color,
+                capsize=3,
+                label=f"{pair[0].capitalize()}→{pair[1].capitalize()}",
+            )
+        ax.set(xlabel="p", ylabel=label)
+        ax.set_xticks(powers, [f"{p:g}" for p in powers])
+        ax.legend(fontsize="small")
+    seeds = results.transfer_test_mse.shape[-1]
+    fig.suptitle(
+        f"Forward transfer ({config.preconditioner}): frozen layer 1, ridge head; "
+        f"{seeds} seeds, {config.steps} stage-1 steps (bars: 95% CI)"
+    )
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(Path(path), dpi=110)
+        plt.close(fig)
+    return fig
+
+
+def plot_ood(results, path=None):
+    """Out-of-distribution accuracy (paper Fig. 2): bars per optimizer (a) and against p (b).
+
+    Panel (a): final accuracy per optimizer in the invariant-digit and invariant-noise
+    scenarios (and in-distribution validation), 95% intervals as error bars. Panel (b): the
+    same against ``p`` for GD with Σ^p on layer 1.
+
+    Args:
+      results: an :class:`~jaxprecond.ood.OODResults`.
+      path: where to save the PNG (``None``: do not save).
+
+    Returns:
+      The matplotlib figure.
+    """
+    metrics = {
+        "val_acc": "validation",
+        "digit_acc": "invariant-digit",
+        "noise_acc": "invariant-noise",
+    }
+    config = results.config
+    has_powers = "sigma_p" in results.arms
+    fig, axes = plt.subplots(1, 2 if has_powers else 1, figsize=(12, 4.5), squeeze=False)
+    axes = axes[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DivergenceWarning)
+        summaries = {(arm, m): results.summary(arm, m) for arm in results.arms for m in metrics}
+    names = list(config.optimizers)
+    if names:
+        x = np.arange(len(names))
+        width = 0.8 / len(metrics)
+        for k, (metric, label) in enumerate(metrics.items()):
+            s = [summaries[(arm, metric)] for arm in names]
+            mean = np.array([v.mean[0] for v in s])
+            error = np.abs(np.array([[v.ci_low[0] for v in s], [v.ci_high[0] for v in s]]) - mean)
+            axes[0].bar(
+                x + (k - 1) * width,
+                mean,
+                width,
+                yerr=np.where(np.isfinite(error), error, 0.0),
+                capsize=2,
+                label=label,
+            )
+        axes[0].set_xticks(x, names, rotation=30)
+        axes[0].set(ylabel="accuracy", ylim=(0, 1.05), title="(a) optimizers")
+        axes[0].legend(fontsize="small")
+    if has_powers:
+        ax = axes[-1]
+        powers = np.asarray(config.powers, float)
+        for metric, label in metrics.items():
+            s = summaries[("sigma_p", metric)]
+            error = np.stack([s.mean - s.ci_low, s.ci_high - s.mean])
+            ax.errorbar(
+                powers,
+                s.mean,
+                yerr=np.where(np.isfinite(error), error, 0.0),
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+        ax.set(xlabel="p", ylabel="accuracy", ylim=(0, 1.05), title="(b) GD with Σ^p on layer 1")
+        ax.set_xticks(powers, [f"{p:g}" for p in powers])
+        ax.legend(fontsize="small")
+    fig.suptitle(
+        f"Correlation shift ({config.dataset}): {config.seeds} seeds, {config.steps} steps "
+        "(bars: 95% CI)"
+    )
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(Path(path), dpi=110)
+        plt.close(fig)
+    return fig
