@@ -1,5 +1,6 @@
-"""Command line: ``jaxprecond noise|ood|sweep|report ...``. Each command is a thin layer over a
-Python function."""
+"""Command line: ``jaxprecond noise|ood|transfer|reproduce|sweep|report ...``.
+
+Each command is a thin layer over a Python function."""
 
 from __future__ import annotations
 
@@ -113,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     from jaxprecond.ood import add_ood_parser
 
     add_ood_parser(sub)
+    from jaxprecond.transfer import add_transfer_parser
+
+    add_transfer_parser(sub)
     p = sub.add_parser("sweep", help="run or resume the sweep described by a TOML file")
     p.add_argument("config", help="sweep TOML file (see jaxprecond.report.load_sweep_file)")
     p.add_argument("--out", help="run folder (overrides the file's 'out')")
@@ -127,12 +131,14 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         from jaxprecond.ood import ood_command
+        from jaxprecond.transfer import transfer_command
 
         commands = {
             "noise": noise_command,
             "sweep": sweep_command,
             "report": report_command,
             "ood": ood_command,
+            "transfer": transfer_command,
         }
         commands[args.command](args)
     except (ValueError, TypeError, FileExistsError, FileNotFoundError) as error:

@@ -211,7 +211,7 @@ def spectra(config: NoiseConfig) -> Spectrum:
     )
 
 
-def simulate_cell(
+def train_student(
     key,
     spectrum: Spectrum,
     power,
@@ -220,8 +220,8 @@ def simulate_cell(
     config: NoiseConfig,
     learning_rate=None,
     weight_decay=None,
-) -> Trajectory:
-    """Train one student: one seed, one case, one ``p``, one SNR.
+):
+    """Train one student (one seed, one case, one ``p``, one SNR); keep its final weights.
 
     Args:
       key: the seed's key, ``fold_in(key(config.root_seed), seed_index)``.
@@ -232,7 +232,15 @@ def simulate_cell(
       learning_rate, weight_decay: values replacing the config's (may be traced, for sweeps).
 
     Returns:
-      The run's :class:`~jaxprecond.train.Trajectory`.
+      ``(final_params, trajectory)``: the trained parameter dict and the run's
+      :class:`~jaxprecond.train.Trajectory`.
+
+    Example:
+      >>> cfg = NoiseConfig(seeds=1, steps=20, log_every=10, dh=8, n=300, n_train=50)
+      >>> run = lambda key: train_student(key, case_spectrum("high"), 1.0, 1.0, config=cfg)
+      >>> params, traj = jax.eval_shape(run, jax.random.key(0))  # shapes only, no compiling
+      >>> params["W1"].shape, traj.test_mse.shape
+      ((8, 10), (2,))
     """
     key_data, key_init, key_batch = jax.random.split(key, 3)
     task = sample_task(key_data, spectrum, snr, n=config.n, n_train=config.n_train)
@@ -263,7 +271,7 @@ def simulate_cell(
         optimizer = covariance_power(
             learning_rate, eigh, power, layout="out_in", normalize=config.normalize
         )
-    _, trajectory = train(
+    return train(
         params,
         optimizer,
         task,
@@ -276,7 +284,41 @@ def simulate_cell(
         eval_block_size=config.eval_block_size,
         precision=PRECISIONS[config.precision],
     )
-    return trajectory
+
+
+def simulate_cell(
+    key,
+    spectrum: Spectrum,
+    power,
+    snr,
+    *,
+    config: NoiseConfig,
+    learning_rate=None,
+    weight_decay=None,
+) -> Trajectory:
+    """Train one student: one seed, one case, one ``p``, one SNR.
+
+    Args:
+      key: the seed's key, ``fold_in(key(config.root_seed), seed_index)``.
+      spectrum: the case's input spectrum.
+      power: the exponent ``p`` (may be traced).
+      snr: the signal-to-noise ratio (may be traced).
+      config: the experiment's settings.
+      learning_rate, weight_decay: values replacing the config's (may be traced, for sweeps).
+
+    Returns:
+      The run's :class:`~jaxprecond.train.Trajectory` (:func:`train_student` without the
+      final weights).
+    """
+    return train_student(
+        key,
+        spectrum,
+        power,
+        snr,
+        config=config,
+        learning_rate=learning_rate,
+        weight_decay=weight_decay,
+    )[1]
 
 
 NOISE_AXES = {

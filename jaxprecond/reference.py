@@ -3,7 +3,9 @@
 A noise fixture (``ref_*.npz``) stores the data, the initial weights and the per-step train loss
 and test MSE of 10 000 full-batch steps. The replay starts from the same weights and data, runs
 :func:`jaxprecond.train.train` with :func:`jaxprecond.transforms.covariance_power`, and compares
-trajectories element-wise.
+trajectories element-wise. A transfer fixture (``transfer_*.npz``) is replayed from its frozen
+first layer and stage-2 data: the ridge head of :func:`jaxprecond.transfer.refit_head` against
+the stored head and stage-2 MSEs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from jaxprecond.adahessian import adahessian
 from jaxprecond.data import Task
 from jaxprecond.model import from_torch
 from jaxprecond.train import regression_loss, train
+from jaxprecond.transfer import TransferConfig, refit_head
 from jaxprecond.transforms import covariance_power
 
 #: Tolerances of the noise-fixture check (see the issue tracker's fidelity requirement).
@@ -215,7 +218,77 @@ def replay_adahessian(path, *, float64: bool = False):
     return comparisons
 
 
-REPLAYS = {"noise": replay_noise, "adahessian": replay_adahessian}
+TRANSFER_HEAD_TOLERANCE = 1e-3
+TRANSFER_MSE_TOLERANCE = 1e-4
+
+
+def replay_transfer(path, *, float64: bool = False):
+    """Replay a transfer fixture's ridge stage from its frozen first layer and stage-2 data.
+
+    The head and MSEs are the experiment's own (:func:`jaxprecond.transfer.refit_head`: the
+    ridge head of :func:`jaxprecond.ridge.ridge_head` with the fixture's ``ridge_lambda`` on the
+    features ``relu(X2 W1ᵀ + b1)``; the authors' rule picks the dual form, ``dh > N``).
+
+    Args:
+      path: a ``transfer_*.npz`` fixture.
+      float64: replay in float64 instead of the fixture's float32.
+
+    Returns:
+      A list of :class:`Comparison`: the head ``W2`` (relative norm of the difference; its
+      small entries make an element-wise ratio meaningless) and ``b2`` (bound 1e-3), and the
+      stage-2 train and test MSE (1e-4).
+    """
+    with np.load(path) as f:
+        fx = {k: f[k] for k in f.files}
+    meta = json.loads(str(fx["meta"]))
+    with jax.enable_x64(float64):
+        dtype = jnp.float64 if float64 else jnp.float32
+
+        def cast(a):
+            return jnp.asarray(a, dtype)
+
+        task = Task(
+            cast(fx["X2_train"]),
+            cast(fx["y2_train"]),
+            cast(fx["X2_test"]),
+            cast(fx["y2_test"]),
+            cast(fx["beta_transfer"]),
+        )
+        config = TransferConfig(ridge=float(meta["ridge_lambda"]), float64=float64)
+
+        @jax.jit
+        def run(w1, b1):
+            return refit_head({"W1": w1, "b1": b1}, task, config=config)
+
+        head, train_mse, test_mse = run(cast(fx["W1"]), cast(fx["b1"]))
+        w, b = head["W2"], head["b2"]
+    reference_w = np.asarray(fx["head_W2"], np.float64).reshape(-1)
+    w = np.asarray(w, np.float64)
+    return [
+        Comparison(
+            "head W2 (rel. norm)",
+            float(np.linalg.norm(w - reference_w) / np.linalg.norm(reference_w)),
+            TRANSFER_HEAD_TOLERANCE,
+        ),
+        Comparison(
+            "head b2",
+            relative_deviation(b, fx["head_b2"].reshape(())),
+            TRANSFER_HEAD_TOLERANCE,
+        ),
+        Comparison(
+            "stage-2 train MSE",
+            relative_deviation(train_mse, fx["transfer_train_mse"]),
+            TRANSFER_MSE_TOLERANCE,
+        ),
+        Comparison(
+            "stage-2 test MSE",
+            relative_deviation(test_mse, fx["transfer_test_mse"]),
+            TRANSFER_MSE_TOLERANCE,
+        ),
+    ]
+
+
+REPLAYS = {"noise": replay_noise, "adahessian": replay_adahessian, "transfer": replay_transfer}
 
 
 def check_fixture(path, **kwargs):
