@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     from jaxprecond.transfer import add_transfer_parser
 
     add_transfer_parser(sub)
+    from jaxprecond.reproduce import add_reproduce_parser
+
+    add_reproduce_parser(sub)
     p = sub.add_parser("sweep", help="run or resume the sweep described by a TOML file")
     p.add_argument("config", help="sweep TOML file (see jaxprecond.report.load_sweep_file)")
     p.add_argument("--out", help="run folder (overrides the file's 'out')")
@@ -131,6 +134,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         from jaxprecond.ood import ood_command
+        from jaxprecond.reproduce import reproduce_command
         from jaxprecond.transfer import transfer_command
 
         commands = {
@@ -139,6 +143,7 @@ def main(argv=None) -> int:
             "report": report_command,
             "ood": ood_command,
             "transfer": transfer_command,
+            "reproduce": reproduce_command,
         }
         commands[args.command](args)
     except (ValueError, TypeError, FileExistsError, FileNotFoundError) as error:
