@@ -153,10 +153,6 @@ def main(argv=None) -> int:
 
 
 HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
-#: One intra-op thread per device: each device already has a core, and XLA:CPU's multi-threaded
-#: Eigen pool was seen to wedge (every thread idle, the result never ready) with two devices
-#: running vmapped programs at once (an AdaHessian sweep of `jaxprecond reproduce`).
-SINGLE_THREAD_FLAG = "--xla_cpu_multi_thread_eigen=false"
 
 
 def console_main() -> int:
@@ -175,8 +171,7 @@ def console_main() -> int:
         import jax
 
         if jax.default_backend() == "cpu":
-            flags = f"{flags} {HOST_DEVICES_FLAG}={cores} {SINGLE_THREAD_FLAG}".strip()
-            env = dict(os.environ, XLA_FLAGS=flags)
+            env = dict(os.environ, XLA_FLAGS=f"{flags} {HOST_DEVICES_FLAG}={cores}".strip())
             env["JAXPRECOND_HOST_DEVICES"] = str(cores)
             argv = [sys.executable, "-m", "jaxprecond.cli", *sys.argv[1:]]
             os.execve(sys.executable, argv, env)
