@@ -36,6 +36,41 @@ def _is_concrete(*values) -> bool:
     return not any(isinstance(v, jax.core.Tracer) for v in values)
 
 
+@jax.custom_batching.custom_vmap
+def symmetric_eigh(matrix):
+    """``jnp.linalg.eigh`` whose batched form runs one matrix at a time on a CPU.
+
+    XLA:CPU computes a batch of eigendecompositions (LAPACK ``syevd``) as a parallel map on
+    the process's shared thread pool, and a thread waits there for its batch's tasks. Two such
+    batches at once (K-FAC's factors, or two host devices) can leave every pool thread waiting:
+    seen as a hang with every thread idle, in a vmapped K-FAC sweep on 2 cores. Under ``vmap``
+    on a CPU this runs ``lax.map`` over the batch instead (each decomposition single-threaded);
+    elsewhere (GPU, TPU) it stays one batched call.
+
+    Returns:
+      ``(eigenvalues, eigenvectors)``, ascending.
+    """
+    eigenvalues, eigenvectors = jnp.linalg.eigh(matrix)
+    return eigenvalues, eigenvectors
+
+
+@symmetric_eigh.def_vmap
+def _symmetric_eigh_vmap(axis_size, in_batched, matrix):
+    del axis_size
+    if not in_batched[0]:
+        return symmetric_eigh(matrix), (False, False)
+
+    def one_at_a_time(m):
+        return jax.lax.map(symmetric_eigh, m)
+
+    def batched(m):
+        eigenvalues, eigenvectors = jnp.linalg.eigh(m)
+        return eigenvalues, eigenvectors
+
+    out = jax.lax.platform_dependent(matrix, cpu=one_at_a_time, default=batched)
+    return out, (True, True)
+
+
 def eigh_psd(matrix, *, damping: float = 0.0) -> Eigh:
     """Eigendecomposition of the damped PSD matrix ``matrix + damping·I``.
 
@@ -58,7 +93,7 @@ def eigh_psd(matrix, *, damping: float = 0.0) -> Eigh:
     if _is_concrete(damping) and damping < 0:
         raise ValueError(f"damping must be non-negative, got {damping}")
     matrix = 0.5 * (matrix + matrix.T)
-    eigenvalues, eigenvectors = jnp.linalg.eigh(matrix)
+    eigenvalues, eigenvectors = symmetric_eigh(matrix)
     return Eigh(jnp.maximum(eigenvalues, 0.0) + damping, eigenvectors)
 
 

@@ -193,33 +193,18 @@ def chunk_function(spec: SweepSpec, experiment: Experiment, devices=None):
     return jax.jit(local_grid(spec, experiment)), devices
 
 
-def needs_serial_devices(program, devices, *args) -> bool:
-    """Whether the devices must run ``program`` one at a time: several CPU devices and an
-    eigendecomposition in the program.
-
-    XLA:CPU runs a batched ``eigh`` (LAPACK ``syevd``) as a parallel map over the batch on the
-    process's shared thread pool; two host devices doing so at once were seen to deadlock (every
-    thread idle, the result never ready: a vmapped K-FAC sweep, and a 15-line ``vmap`` of
-    ``eigh`` under ``lax.cond`` in a ``scan``). Dispatching one device after the other avoids it.
-    """
-    if len(devices) < 2 or devices[0].platform != "cpu":
-        return False
-    return "eigh" in str(jax.make_jaxpr(program)(*args))
-
-
-def run_chunk(program, devices, seed_indices, axis_values, data=None, *, serial: bool = False):
+def run_chunk(program, devices, seed_indices, axis_values, data=None):
     """Run one chunk: seed slices dispatched to their devices, results gathered to the host.
 
     ``data``: ``None``, or one copy of the experiment's data per device (``device_put`` once
-    per sweep, not per chunk). ``serial``: wait for each device before starting the next (see
-    :func:`needs_serial_devices`).
+    per sweep, not per chunk).
     """
     slices = np.split(np.asarray(seed_indices), len(devices))
     copies = [()] * len(devices) if data is None else [(d,) for d in data]
-    outputs = []
-    for part, device, copy in zip(slices, devices, copies, strict=True):
-        out = program(jax.device_put(part, device), jax.device_put(axis_values, device), *copy)
-        outputs.append(jax.block_until_ready(out) if serial else out)
+    outputs = [
+        program(jax.device_put(part, device), jax.device_put(axis_values, device), *copy)
+        for part, device, copy in zip(slices, devices, copies, strict=True)
+    ]
     return jax.tree.map(lambda *parts: np.concatenate(parts), *jax.device_get(outputs))
 
 
@@ -473,13 +458,6 @@ def run_sweep(
         data = None
         if experiment.data is not None and todo:
             data = [jax.device_put(experiment.data, device) for device in devices]
-        serial = bool(todo) and needs_serial_devices(
-            program,
-            devices,
-            jnp.arange(chunk // n_devices, dtype=jnp.uint32),
-            values,
-            *(() if experiment.data is None else (experiment.data,)),
-        )
         with tqdm(
             total=sum(b - a for a, b in mine),
             unit="seed",
@@ -489,7 +467,7 @@ def run_sweep(
             bar.update(sum(b - a for a, b in mine) - sum(b - a for a, b in todo))
             for start, stop in todo:
                 indices = np.arange(start, start + chunk, dtype=np.uint32)
-                out_tree = run_chunk(program, devices, indices, values, data, serial=serial)
+                out_tree = run_chunk(program, devices, indices, values, data)
                 keep = stop - start
                 fields = out_tree._asdict() if hasattr(out_tree, "_asdict") else dict(out_tree)
                 arrays = {k: v[:keep] for k, v in fields.items()}

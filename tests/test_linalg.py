@@ -184,3 +184,21 @@ def test_floor_only_for_negative_powers_and_scaled_to_dtype(x64):
     np.testing.assert_array_equal(
         np.asarray(matrix_power(jnp.diag(jnp.array([4.0, 0.0])), 0.5)), np.diag([2.0, 0.0])
     )
+
+
+def test_symmetric_eigh_batched_equals_one_at_a_time(rng):
+    """Under (nested) vmap the CPU path maps over the batch; the result is the same."""
+    from jaxprecond.linalg import symmetric_eigh
+
+    a = rng.normal(size=(2, 3, 5, 5)).astype(np.float32)
+    a = a + np.swapaxes(a, -1, -2)
+    values, vectors = jax.jit(jax.vmap(jax.vmap(symmetric_eigh)))(a)
+    for i in range(2):
+        for j in range(3):
+            w, v = np.linalg.eigh(a[i, j])
+            np.testing.assert_allclose(values[i, j], w, rtol=1e-4, atol=1e-4)
+            recon = (vectors[i, j] * values[i, j]) @ vectors[i, j].T
+            np.testing.assert_allclose(recon, a[i, j], atol=1e-4)
+    # an unbatched operand under vmap stays unbatched
+    out = jax.vmap(lambda s: symmetric_eigh(a[0, 0])[0] * s)(np.ones(4, np.float32))
+    np.testing.assert_allclose(out[3], np.linalg.eigh(a[0, 0])[0], rtol=1e-4, atol=1e-4)

@@ -228,17 +228,3 @@ def test_experiment_data_is_an_argument_on_every_device(tmp_path):
     second = program(seeds, values, table + 1)
     assert program._cache_size() == 1
     np.testing.assert_array_equal(second["picked"], first["picked"] + values["p"][None, :, None])
-
-
-def test_programs_with_eigh_run_one_cpu_device_at_a_time():
-    def with_eigh(a):
-        return jax.vmap(lambda m: jax.numpy.linalg.eigh(m @ m.T)[0])(a)
-
-    def without(a):
-        return jax.vmap(lambda m: m @ m.T)(a)
-
-    a = np.ones((3, 4, 4), np.float32)
-    cpu = jax.devices("cpu")[0]
-    assert sweep_module.needs_serial_devices(jax.jit(with_eigh), [cpu, cpu], a)
-    assert not sweep_module.needs_serial_devices(jax.jit(without), [cpu, cpu], a)
-    assert not sweep_module.needs_serial_devices(jax.jit(with_eigh), [cpu], a)
