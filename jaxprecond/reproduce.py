@@ -8,7 +8,7 @@ effective step size (by ``λ^p`` along each eigen-direction), and a claim that h
 about spectral bias, not step size.
 
 ``quick=True`` is CPU-sized (under 10 minutes on 2 cores): the noise and transfer experiments at
-their ``cpu`` presets, the synthetic OOD task at 64 seeds and a small MNIST run (3 optimizers,
+their ``cpu`` presets, the synthetic OOD task at 32 seeds and a small MNIST run (3 optimizers,
 2 seeds; drawn from the test split alone when the training split is absent).
 """
 
@@ -32,7 +32,7 @@ def plan(quick: bool, *, seeds: int | None = None) -> dict:
     "images"}``, with ``P`` as is (the normalised runs are derived from them)."""
     noise = PRESETS["cpu"] if quick else dataclasses.replace(PRESETS["paper"], seeds=16)
     transfer = TRANSFER_PRESETS["cpu"] if quick else TRANSFER_PRESETS["paper"]
-    synthetic = dataclasses.replace(OOD_PRESETS["synthetic"], seeds=64 if quick else 256)
+    synthetic = dataclasses.replace(OOD_PRESETS["synthetic"], seeds=32 if quick else 256)
     images = OOD_PRESETS["quick"] if quick else OOD_PRESETS["cpu"]
     if seeds is not None:
         noise = dataclasses.replace(noise, seeds=seeds)
