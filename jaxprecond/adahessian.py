@@ -41,7 +41,23 @@ def _probe_like(key, params, probe: str):
 
 
 def hessian_vector_product(obj_fn, params, vector):
-    """``H v`` of ``obj_fn`` at ``params`` by forward-over-reverse differentiation."""
+    """``H v`` of ``obj_fn`` at ``params`` by forward-over-reverse differentiation.
+
+    Args:
+      obj_fn: scalar objective of the parameters.
+      params: where to evaluate the Hessian ``H``.
+      vector: a pytree like ``params``, the ``v`` to multiply.
+
+    Returns:
+      ``H v``, a pytree like ``params``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> a = jnp.array([[2.0, 1.0], [1.0, 3.0]])
+      >>> f = lambda w: 0.5 * w @ a @ w + jnp.sum(w)
+      >>> hessian_vector_product(f, jnp.zeros(2), jnp.array([1.0, 0.0]))
+      Array([2., 1.], dtype=float32)
+    """
     return jax.jvp(jax.grad(obj_fn), (params,), (vector,))[1]
 
 
@@ -86,6 +102,12 @@ class ScaleByAdaHessianState(NamedTuple):
       nu: second moment of the Hessian-diagonal estimate (kept in float32 at least).
       diagonal: the last estimate ``D`` (reused between refreshes).
       key: PRNG key for the probes.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> state = scale_by_adahessian().init({"w": jnp.ones((2, 3), jnp.bfloat16)})
+      >>> state.count, state.mu["w"].shape, state.nu["w"].dtype
+      (Array(0, dtype=int32), (2, 3), dtype('float32'))
     """
 
     count: jax.Array

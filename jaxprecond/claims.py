@@ -50,6 +50,15 @@ class Claim:
       p_value: the test's p-value, or ``None``.
       holds: the verdict.
       detail: the numbers behind the verdict.
+
+    Example:
+      >>> c = Claim("x grows with p", "toy", "Spearman ρ", 0.9, None, 0.01, True)
+      >>> c.holds, c.detail
+      (True, '')
+      >>> c.holds = False
+      Traceback (most recent call last):
+      ...
+      dataclasses.FrozenInstanceError: cannot assign to field 'holds'
     """
 
     claim: str
@@ -109,7 +118,24 @@ def noise_claims(results, *, setting: str = "") -> list[Claim]:
       setting: text naming the run (e.g. the normalisation).
 
     Returns:
-      A list of :class:`Claim`.
+      A list of :class:`Claim`: one per case and SNR, then the spectrum-neutrality claim when
+      both cases and ``p = −1`` were run.
+
+    Example:
+      >>> import numpy as np
+      >>> from jaxprecond.noise import NoiseConfig, NoiseResults
+      >>> cfg = NoiseConfig(powers=(-1.0, 0.0, 1.0), snrs=(1.0,), seeds=3)
+      >>> t = np.arange(3.0)[:, None, None, None] + np.array([[0.0], [0.25], [0.5]])
+      >>> t.shape  # (p, snr, seed, record)
+      (3, 1, 3, 1)
+      >>> mse = np.stack([3.0 - t, 1.0 + t])  # High falls with p, Low rises
+      >>> align = np.stack([0.5 + t / 8, 0.5 - t / 8])  # the gap is smallest at p = -1
+      >>> results = NoiseResults(cfg, np.array([0]), mse, mse, align, None)
+      >>> for c in noise_claims(results, setting="toy, "):
+      ...     print(c.setting, "|", round(c.value, 4), c.holds)
+      toy, SNR 1 | -1.0 True
+      toy, SNR 1 | 1.0 True
+      toy | 0.0625 True
     """
     config = results.config
     powers = np.asarray(config.powers, float)
@@ -171,6 +197,23 @@ def ood_claims(results, *, setting: str = "") -> list[Claim]:
 
     Returns:
       A list of :class:`Claim`.
+
+    Example:
+      >>> import numpy as np
+      >>> from jaxprecond.ood import OODConfig, OODResults
+      >>> cfg = OODConfig(
+      ...     dataset="synthetic", optimizers=("gd", "adam", "kfac"), powers=(-1, 0, 1), seeds=2
+      ... )
+      >>> p = np.array([-1.0, 0.0, 1.0])[:, None, None] + np.zeros((1, 2, 1))  # (p, seed, R)
+      >>> arms = {"sigma_p": {"digit_acc": 0.5 + p / 4, "noise_acc": 0.5 - p / 4}}
+      >>> for name, digit, noise in (("gd", 0.9, 0.2), ("adam", 0.6, 0.5), ("kfac", 0.3, 0.8)):
+      ...     arms[name] = {"digit_acc": np.full((1, 2, 1), digit),
+      ...                   "noise_acc": np.full((1, 2, 1), noise)}
+      >>> claims = ood_claims(OODResults(cfg, np.array([0]), arms))
+      >>> [(round(c.value, 3), c.holds) for c in claims]
+      [(1.0, True), (-1.0, True), (-1.0, True)]
+      >>> claims[-1].detail
+      'digit: gd > adam > kfac; noise: kfac > adam > gd'
     """
     claims = []
     if "sigma_p" in results.arms and len(results.config.powers) >= 3:
@@ -226,6 +269,17 @@ def transfer_claims(results, *, setting: str = "") -> list[Claim]:
 
     Returns:
       A list with one :class:`Claim`.
+
+    Example:
+      >>> import numpy as np
+      >>> from jaxprecond.transfer import TransferConfig, TransferResults
+      >>> cfg = TransferConfig(powers=(-1.0, 0.0, 1.0), seeds=2)
+      >>> mse = np.array([2.0, 1.0, 3.0])[None, :, None] + np.zeros((4, 3, 2))  # (pair, p, seed)
+      >>> (c,) = transfer_claims(TransferResults(cfg, mse, *[None] * 5))
+      >>> c.value, c.holds  # p = 0, not p = -1, transfers best here
+      (2.0, False)
+      >>> c.detail
+      'p=-1: 2.0000, p=0: 1.0000, p=1: 3.0000'
     """
     powers = [float(p) for p in results.config.powers]
     mse = np.asarray(results.transfer_test_mse, float)  # (pair, p, seed)

@@ -57,7 +57,23 @@ def init_classifier(key, d_in: int, dh: int, n_classes: int, *, dtype=jnp.float3
 
 
 def hidden_layer(params, x, precision=Precision.HIGHEST):
-    """``relu(x W1ᵀ + b1)``, shape ``(N, dh)``."""
+    """``relu(x W1ᵀ + b1)``, shape ``(N, dh)``.
+
+    Args:
+      params: the classifier's parameters (only ``W1`` and ``b1`` are used).
+      x: ``(N, d)`` inputs.
+      precision: matmul precision.
+
+    Returns:
+      The ``(N, dh)`` hidden activations.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> p = {"W1": jnp.array([[1.0, 0.0], [0.0, -1.0]]), "b1": jnp.array([0.0, 0.5])}
+      >>> hidden_layer(p, jnp.array([[2.0, 1.0], [-1.0, -3.0]]))
+      Array([[2. , 0. ],
+             [0. , 3.5]], dtype=float32)
+    """
     return jax.nn.relu(jnp.matmul(x, params["W1"].T, precision=precision) + params["b1"])
 
 
@@ -102,7 +118,24 @@ def classification_loss(params, x, labels, *, weight_decay, precision=Precision.
 
 
 def accuracy(params, x, labels, precision=Precision.HIGHEST):
-    """Fraction of ``x`` whose arg-max logit is its label."""
+    """Fraction of ``x`` whose arg-max logit is its label.
+
+    Args:
+      params: the classifier's parameters.
+      x: ``(N, d)`` inputs.
+      labels: ``(N,)`` integer labels.
+      precision: matmul precision.
+
+    Returns:
+      The scalar accuracy in ``[0, 1]``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> p = {"W1": jnp.eye(2), "b1": jnp.zeros(2), "W2": jnp.eye(2), "b2": jnp.zeros(2)}
+      >>> x = jnp.array([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [0.0, 3.0]])
+      >>> float(accuracy(p, x, jnp.array([0, 1, 1, 1])))  # the third point is misclassified
+      0.75
+    """
     return jnp.mean(jnp.argmax(logits(params, x, precision), axis=-1) == labels)
 
 

@@ -25,6 +25,15 @@ class Spectrum(NamedTuple):
       eigenvalues: ``(dx,)`` eigenvalues ``λ``.
       eigenvectors: ``(dx, dx)`` orthogonal ``Q`` (columns are eigenvectors).
       teacher_basis: ``(dx, k)`` the columns of ``Q`` that span the teacher direction.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> c = 1 / jnp.sqrt(2.0)
+      >>> q = jnp.array([[c, -c], [c, c]])  # eigenvectors rotated by 45 degrees
+      >>> s = Spectrum(jnp.array([4.0, 1.0]), q, q[:, :1])
+      >>> s.covariance.round(4)
+      Array([[2.5, 1.5],
+             [1.5, 2.5]], dtype=float32)
     """
 
     eigenvalues: jax.Array
@@ -45,6 +54,16 @@ class Task(NamedTuple):
       x_train, y_train: ``(n_train, dx)`` inputs and ``(n_train,)`` standardised targets.
       x_test, y_test: ``(n_test, dx)`` inputs and targets standardised with train statistics.
       beta: ``(dx,)`` the teacher direction ``β*`` (not normalised).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> task = sample_task(jax.random.key(0), case_spectrum("high"), 1.0, n=100, n_train=20)
+      >>> task.x_train.shape, task.y_train.shape, task.x_test.shape, task.y_test.shape
+      ((20, 10), (20,), (80, 10), (80,))
+      >>> jnp.nonzero(task.beta)[0].tolist()  # Case High, k = 1: β* lies on the first axis
+      [0]
+      >>> abs(float(task.y_train.mean())) < 1e-6, round(float(task.y_train.std(ddof=1)), 4)
+      (True, 1.0)
     """
 
     x_train: jax.Array
@@ -118,7 +137,22 @@ def case_spectrum(
 
 
 def stack_spectra(spectra) -> Spectrum:
-    """Stack spectra of equal shapes along a new leading axis (for ``vmap`` over cases)."""
+    """Stack spectra of equal shapes along a new leading axis (for ``vmap`` over cases).
+
+    Args:
+      spectra: a sequence of :class:`Spectrum` of equal shapes.
+
+    Returns:
+      One :class:`Spectrum` whose arrays have a leading axis of ``len(spectra)``.
+
+    Example:
+      >>> s = stack_spectra([case_spectrum("high", dx=3), case_spectrum("low", dx=3)])
+      >>> s.eigenvalues
+      Array([[10. ,  0.1,  0.1],
+             [10. , 10. ,  0.1]], dtype=float32)
+      >>> s.eigenvectors.shape, s.teacher_basis.shape
+      ((2, 3, 3), (2, 3, 1))
+    """
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *spectra)
 
 
@@ -141,7 +175,20 @@ def teacher(x, beta):
 
 
 def standardize(y_train, y_test):
-    """Standardise targets by the training mean and unbiased (ddof 1) standard deviation."""
+    """Standardise targets by the training mean and unbiased (ddof 1) standard deviation.
+
+    Args:
+      y_train: ``(n_train,)`` training targets, whose statistics are used.
+      y_test: ``(n_test,)`` test targets.
+
+    Returns:
+      ``(y_train, y_test)`` standardised, both with the training mean and standard deviation.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> standardize(jnp.array([1.0, 2.0, 3.0]), jnp.array([4.0]))  # mean 2, std 1
+      (Array([-1.,  0.,  1.], dtype=float32), Array([2.], dtype=float32))
+    """
     mean = jnp.mean(y_train)
     std = jnp.std(y_train, ddof=1)
     return (y_train - mean) / std, (y_test - mean) / std

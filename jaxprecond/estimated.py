@@ -51,6 +51,20 @@ class ScaleByOnlineCovariancePowerState(NamedTuple):
       second_moment: EMA of ``xᵀx/B`` over minibatches.
       mean: EMA of the minibatch means (used when centred).
       preconditioner: the cached ``P = (Σ̂ + δI)^p``, refreshed every ``refresh_every`` steps.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> tx = scale_by_online_covariance_power(2, -1.0, layout="out_in")
+      >>> state = tx.init(jnp.zeros((3, 2)))
+      >>> state.count, state.second_moment.shape, state.mean.shape
+      (Array(0, dtype=int32), (2, 2), (2,))
+      >>> state.preconditioner  # the identity until the first update
+      Array([[1., 0.],
+             [0., 1.]], dtype=float32)
+      >>> x = jnp.array([[2.0, 0.0], [-2.0, 0.0], [0.0, 1.0], [0.0, -1.0]])  # Σ̂ = diag(2, 0.5)
+      >>> _, state = tx.update(jnp.ones((3, 2)), state, inputs=x)
+      >>> int(state.count), jnp.diag(state.preconditioner).round(4)  # P = Σ̂⁻¹
+      (1, Array([0.5, 2. ], dtype=float32))
     """
 
     count: jax.Array

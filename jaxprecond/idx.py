@@ -201,7 +201,26 @@ def data_dirs(name: str, data_dir=None) -> list[Path]:
 
 
 def file_digests(path) -> dict[str, str]:
-    """The sha256 and md5 digests of a file, as ``{"sha256": hex, "md5": hex}`` (one pass)."""
+    """The sha256 and md5 digests of a file, as ``{"sha256": hex, "md5": hex}`` (one pass).
+
+    Args:
+      path: the file.
+
+    Returns:
+      ``{"sha256": hex, "md5": hex}``, lower-case hex digests of the file's bytes.
+
+    Example:
+      >>> import os, tempfile
+      >>> with tempfile.TemporaryDirectory() as folder:
+      ...     path = os.path.join(folder, "abc.txt")
+      ...     with open(path, "wb") as f:
+      ...         _ = f.write(b"abc")
+      ...     digests = file_digests(path)
+      >>> digests["md5"]
+      '900150983cd24fb0d6963f7d28e17f72'
+      >>> digests["sha256"][:16]
+      'ba7816bf8f01cfea'
+    """
     hashers = {algorithm: hashlib.new(algorithm) for algorithm in _HASHES}
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -233,6 +252,18 @@ def verify_file(path, expected) -> None:
     Raises:
       ValueError: no digest matches (the message names the file, the expected and the actual
         digests).
+
+    Example:
+      >>> import os, tempfile
+      >>> with tempfile.TemporaryDirectory() as folder:
+      ...     path = os.path.join(folder, "abc.txt")
+      ...     with open(path, "wb") as f:
+      ...         _ = f.write(b"abc")
+      ...     verify_file(path, ["sha256:0000", "md5:900150983cd24fb0d6963f7d28e17f72"])  # accepted
+      ...     verify_file(path, ["md5:0000"])  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: checksum mismatch for .../abc.txt: expected md5:0000, got sha256:ba7816bf...
     """
     path = Path(path).resolve()
     stat = path.stat()

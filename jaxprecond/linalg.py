@@ -26,6 +26,16 @@ class Eigh(NamedTuple):
     Attributes:
       eigenvalues: ``(d,)`` eigenvalues in ascending order.
       eigenvectors: ``(d, d)`` matrix ``Q`` whose columns are the eigenvectors.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> m = jnp.array([[2.0, 1.0], [1.0, 2.0]])
+      >>> e = eigh_psd(m)
+      >>> e.eigenvalues.round(4)
+      Array([1., 3.], dtype=float32)
+      >>> q = e.eigenvectors
+      >>> bool(jnp.allclose(q @ jnp.diag(e.eigenvalues) @ q.T, m, atol=1e-5))
+      True
     """
 
     eigenvalues: jax.Array

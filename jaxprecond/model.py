@@ -86,7 +86,23 @@ def init_mlp_gaussian(key, preconditioner, dh: int, *, sigma: float = 1e-3) -> d
 
 
 def hidden(params, x, precision=jax.lax.Precision.HIGHEST):
-    """First-layer activations ``relu(x W1ᵀ + b1)``, shape ``(N, dh)``."""
+    """First-layer activations ``relu(x W1ᵀ + b1)``, shape ``(N, dh)``.
+
+    Args:
+      params: the parameter dict (only ``W1`` and ``b1`` are used).
+      x: ``(N, dx)`` inputs.
+      precision: matmul precision.
+
+    Returns:
+      The ``(N, dh)`` activations.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> params = {"W1": jnp.array([[1.0, 1.0], [1.0, -1.0]]), "b1": jnp.array([0.0, -1.0])}
+      >>> hidden(params, jnp.array([[1.0, 2.0], [3.0, 1.0]]))
+      Array([[3., 0.],
+             [4., 1.]], dtype=float32)
+    """
     return jax.nn.relu(jnp.matmul(x, params["W1"].T, precision=precision) + params["b1"])
 
 
@@ -112,12 +128,48 @@ def mlp_apply(params, x, precision=jax.lax.Precision.HIGHEST):
 
 
 def weight_norm_sq(params):
-    """``‖W1‖² + ‖W2‖²`` (biases excluded), the weight-decay term of the reference."""
+    """``‖W1‖² + ‖W2‖²`` (biases excluded), the weight-decay term of the reference.
+
+    Args:
+      params: the parameter dict.
+
+    Returns:
+      The scalar squared norm.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> params = {"W1": jnp.ones((2, 3)), "b1": jnp.ones(2), "W2": jnp.array([3.0, 4.0]),
+      ...           "b2": jnp.array(5.0)}
+      >>> float(weight_norm_sq(params))  # 6 + 25; the biases do not count
+      31.0
+    """
     return jnp.sum(params["W1"] ** 2) + jnp.sum(params["W2"] ** 2)
 
 
 def from_torch(W1, b1, W2, b2) -> dict:
-    """Convert torch ``nn.Linear`` weights (``W2`` of shape ``(1, dh)``) to this module's dict."""
+    """Convert torch ``nn.Linear`` weights (``W2`` of shape ``(1, dh)``) to this module's dict.
+
+    Args:
+      W1, b1: the first layer's ``(dh, dx)`` weight and ``(dh,)`` bias.
+      W2, b2: the read-out's ``(1, dh)`` weight and ``(1,)`` bias.
+
+    Returns:
+      The parameter dict (``W2`` flattened to ``(dh,)``, ``b2`` to a scalar); arrays or
+      tensors converted with ``jnp.asarray`` (pass ``tensor.detach().numpy()`` for torch).
+
+    Example:
+      >>> import numpy as np
+      >>> rng = np.random.default_rng(0)
+      >>> W1, b1 = rng.normal(size=(3, 2)), rng.normal(size=3)
+      >>> W2, b2 = rng.normal(size=(1, 3)), rng.normal(size=1)
+      >>> params = from_torch(W1, b1, W2, b2)
+      >>> {k: v.shape for k, v in params.items()}
+      {'W1': (3, 2), 'b1': (3,), 'W2': (3,), 'b2': ()}
+      >>> x = rng.normal(size=(4, 2))
+      >>> torch_out = (np.maximum(x @ W1.T + b1, 0) @ W2.T + b2)[:, 0]  # nn.Sequential's
+      >>> bool(np.allclose(mlp_apply(params, x), torch_out, atol=1e-5))
+      True
+    """
     return {
         "W1": jnp.asarray(W1),
         "b1": jnp.asarray(b1),

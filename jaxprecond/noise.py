@@ -74,6 +74,15 @@ class NoiseConfig:
       eval_block_size: test points evaluated at once.
       float64: compute in float64 instead of float32.
       precision: matmul precision name: ``"highest"``, ``"high"`` or ``"default"``.
+
+    Example:
+      >>> cfg = NoiseConfig(cases=("high",), powers=(0.0, 1.0), steps=200, log_every=100)
+      >>> cfg.grid_shape, cfg.records  # (case, p, snr) cells and records per run
+      ((1, 2, 5), 2)
+      >>> NoiseConfig(steps=150, log_every=100)
+      Traceback (most recent call last):
+      ...
+      ValueError: steps=150 must be a multiple of log_every=100
     """
 
     cases: tuple[str, ...] = CASES
@@ -109,7 +118,21 @@ class NoiseConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad setting."""
+        """Raise ``ValueError`` naming the first bad setting.
+
+        Construction (and so ``dataclasses.replace``) calls it.
+
+        Raises:
+          ValueError: a setting out of range; the message names it and its value.
+
+        Example:
+          >>> cfg = NoiseConfig(dx=4)
+          >>> cfg.validate()  # a valid config: returns None
+          >>> dataclasses.replace(cfg, k=4)
+          Traceback (most recent call last):
+          ...
+          ValueError: need k < dx, got k=4, dx=4
+        """
 
         def positive_int(name):
             value = getattr(self, name)
@@ -191,7 +214,25 @@ PRESETS = {
 
 
 def spectra(config: NoiseConfig) -> Spectrum:
-    """The stacked input spectra of ``config.cases`` (leading axis: case)."""
+    """The stacked input spectra of ``config.cases`` (leading axis: case).
+
+    Args:
+      config: the experiment's settings (``cases``, ``dx``, ``k``, ``scale``, ``rotate``,
+        ``root_seed``, ``float64``).
+
+    Returns:
+      A :class:`~jaxprecond.data.Spectrum` whose leaves have a leading axis of
+      ``len(config.cases)``. With ``config.rotate``, every case shares one random rotation
+      drawn from ``config.root_seed``.
+
+    Example:
+      >>> s = spectra(NoiseConfig(dx=3))
+      >>> s.eigenvalues  # Case High, then Case Low
+      Array([[10. ,  0.1,  0.1],
+             [10. , 10. ,  0.1]], dtype=float32)
+      >>> np.asarray(s.teacher_basis)[:, :, 0].tolist()  # the teacher: large λ, then small λ
+      [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    """
     rotation = None
     if config.rotate:
         key = jax.random.fold_in(jax.random.key(config.root_seed), 2**31 - 1)
@@ -309,6 +350,13 @@ def simulate_cell(
     Returns:
       The run's :class:`~jaxprecond.train.Trajectory` (:func:`train_student` without the
       final weights).
+
+    Example:
+      >>> cfg = NoiseConfig(seeds=1, steps=20, log_every=10, dx=4, dh=8, n=64, n_train=32)
+      >>> run = lambda key: simulate_cell(key, case_spectrum("low", dx=4), 0.5, 2.0, config=cfg)
+      >>> traj = jax.eval_shape(run, jax.random.key(0))  # shapes only, no compiling
+      >>> {name: leaf.shape for name, leaf in traj._asdict().items()}
+      {'train_loss': (2,), 'test_mse': (2,), 'alignment': (2,), 'energy': (2, 4)}
     """
     return train_student(
         key,
@@ -336,6 +384,24 @@ def noise_experiment(config: NoiseConfig) -> Experiment:
     Sweepable axes: ``case`` (``"high"``/``"low"``), ``p``, ``snr``, ``learning_rate`` and
     ``weight_decay``. An axis left out of the grid takes the config's value (for ``case``, ``p``
     and ``snr``: the first of ``config.cases``, ``config.powers``, ``config.snrs``).
+
+    Args:
+      config: the experiment's settings.
+
+    Returns:
+      An :class:`~jaxprecond.sweep.Experiment` named ``"noise"``, recording at the steps
+      ``log_every − 1, 2·log_every − 1, …``; its cell is :func:`simulate_cell`.
+
+    Example:
+      >>> cfg = NoiseConfig(seeds=1, steps=20, log_every=10, dx=4, dh=8, n=64, n_train=32)
+      >>> experiment = noise_experiment(cfg)
+      >>> experiment.name, experiment.steps
+      ('noise', (9, 19))
+      >>> cell = experiment.make_cell(("p", "snr"))
+      >>> run = lambda key: cell(key, {"p": 1.0, "snr": 4.0})
+      >>> traj = jax.eval_shape(run, jax.random.key(0))  # shapes only, no compiling
+      >>> traj.test_mse.shape, traj.energy.shape
+      ((2,), (2, 4))
     """
 
     def make_cell(names):
@@ -370,7 +436,21 @@ def noise_experiment(config: NoiseConfig) -> Experiment:
 
 
 def noise_sweep_spec(config: NoiseConfig, *, group_size: int = 4) -> SweepSpec:
-    """The Fig. 1 grid of ``config``: axes case × p × snr, ``config.seeds`` seeds."""
+    """The Fig. 1 grid of ``config``: axes case × p × snr, ``config.seeds`` seeds.
+
+    Args:
+      config: the experiment's settings (``cases``, ``powers``, ``snrs``, ``seeds``,
+        ``chunk_size``).
+      group_size: runs trained side by side inside the program.
+
+    Returns:
+      A :class:`~jaxprecond.sweep.SweepSpec`.
+
+    Example:
+      >>> spec = noise_sweep_spec(NoiseConfig(powers=(0.0, 1.0), snrs=(1.0,), seeds=3))
+      >>> spec.names, spec.shape, spec.seeds
+      (('case', 'p', 'snr'), (2, 2, 1), 3)
+    """
     return SweepSpec(
         axes=(("case", config.cases), ("p", config.powers), ("snr", config.snrs)),
         seeds=config.seeds,
@@ -391,6 +471,15 @@ class NoiseResults:
       steps: ``(R,)`` the step index ``t`` of each record (loss before, test MSE after step t).
       train_loss, test_mse, alignment: ``(case, p, snr, seed, R)`` trajectories.
       energy: ``(case, p, snr, seed, R, dx)`` first-layer energy along Σ's eigenvectors.
+
+    Example:
+      >>> cfg = NoiseConfig(cases=("high",), powers=(0.0, 1.0), snrs=(1.0,), seeds=3, steps=20,
+      ...                   log_every=10, dx=2)
+      >>> mse = np.arange(12.0).reshape(1, 2, 1, 3, 2)  # (case, p, snr, seed, record)
+      >>> energy = np.full(mse.shape + (2,), 0.5)
+      >>> r = NoiseResults(cfg, np.array([9, 19]), mse, mse, mse, energy)
+      >>> r.test_mse[0, 1, 0, :, -1]  # p = 1: the last record of each seed
+      array([ 7.,  9., 11.])
     """
 
     config: NoiseConfig
@@ -401,7 +490,25 @@ class NoiseResults:
     energy: np.ndarray
 
     def final(self, metric: str) -> np.ndarray:
-        """The last record of ``metric``: ``(case, p, snr, seed)`` (``energy``: ``(..., dx)``)."""
+        """The last record of ``metric``: ``(case, p, snr, seed)`` (``energy``: ``(..., dx)``).
+
+        Args:
+          metric: ``"train_loss"``, ``"test_mse"``, ``"alignment"`` or ``"energy"``.
+
+        Returns:
+          The metric at the last record, without the record axis.
+
+        Example:
+          >>> cfg = NoiseConfig(cases=("high",), powers=(0.0, 1.0), snrs=(1.0,), seeds=3, steps=20,
+          ...                   log_every=10, dx=2)
+          >>> mse = np.arange(12.0).reshape(1, 2, 1, 3, 2)  # (case, p, snr, seed, record)
+          >>> energy = np.full(mse.shape + (2,), 0.5)
+          >>> r = NoiseResults(cfg, np.array([9, 19]), mse, mse, mse, energy)
+          >>> r.final("test_mse")[0, :, 0].tolist()  # (p, seed)
+          [[1.0, 3.0, 5.0], [7.0, 9.0, 11.0]]
+          >>> r.final("energy").shape
+          (1, 2, 1, 3, 2)
+        """
         values = getattr(self, metric)
         return values[..., -1, :] if metric == "energy" else values[..., -1]
 
@@ -410,13 +517,58 @@ class NoiseResults:
 
         A seed whose trajectory of ``metric`` holds a NaN or inf anywhere counts as diverged: it
         is excluded and reported with a :class:`~jaxprecond.stats.DivergenceWarning`.
+
+        Args:
+          metric: ``"train_loss"``, ``"test_mse"`` or ``"alignment"``.
+          final: summarise the last record only (else every record).
+
+        Returns:
+          A :class:`~jaxprecond.stats.SeedSummary` of shape ``(case, p, snr)``, with a trailing
+          record axis unless ``final``.
+
+        Raises:
+          ValueError: another ``metric``.
+
+        Example:
+          >>> cfg = NoiseConfig(cases=("high",), powers=(0.0, 1.0), snrs=(1.0,), seeds=3, steps=20,
+          ...                   log_every=10, dx=2)
+          >>> mse = np.arange(12.0).reshape(1, 2, 1, 3, 2)  # (case, p, snr, seed, record)
+          >>> energy = np.full(mse.shape + (2,), 0.5)
+          >>> r = NoiseResults(cfg, np.array([9, 19]), mse, mse, mse, energy)
+          >>> r.summary("test_mse").mean.tolist()  # means of (1, 3, 5) and (7, 9, 11)
+          [[[3.0], [9.0]]]
+          >>> r.summary("test_mse", final=False).mean[0, :, 0].tolist()
+          [[2.0, 3.0], [8.0, 9.0]]
+          >>> r.summary("energy")
+          Traceback (most recent call last):
+          ...
+          ValueError: metric must be one of ('train_loss', 'test_mse', 'alignment'), got 'energy'
         """
         if metric not in METRICS[:3]:
             raise ValueError(f"metric must be one of {METRICS[:3]}, got {metric!r}")
         return summarize_trajectories(getattr(self, metric), 3, final=final, name=metric)
 
     def table(self) -> str:
-        """A Markdown table of final train loss and test MSE (mean and 95% CI) per cell."""
+        """A Markdown table of final train loss and test MSE (mean and 95% CI) per cell.
+
+        Diverged seeds are left out of the statistics and counted in the last column.
+
+        Returns:
+          The table, one row per (case, p, SNR) cell.
+
+        Example:
+          >>> cfg = NoiseConfig(cases=("high",), powers=(0.0, 1.0), snrs=(1.0,), seeds=3, steps=20,
+          ...                   log_every=10, dx=2)
+          >>> mse = np.arange(12.0).reshape(1, 2, 1, 3, 2)  # (case, p, snr, seed, record)
+          >>> energy = np.full(mse.shape + (2,), 0.5)
+          >>> mse[0, 1, 0, 2, 0] = np.nan  # p = 1: the last seed diverged
+          >>> r = NoiseResults(cfg, np.array([9, 19]), mse, mse, mse, energy)
+          >>> print(r.table())
+          | case | p | SNR | test MSE (95% CI) | train loss (95% CI) | seeds | diverged |
+          |---|---|---|---|---|---|---|
+          | high | 0 | 1 | 3.0000 [-1.9683, 7.9683] | 3.0000 [-1.9683, 7.9683] | 3 | 0 |
+          | high | 1 | 1 | 8.0000 [-4.7062, 20.7062] | 8.0000 [-4.7062, 20.7062] | 2 | 1 |
+        """
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DivergenceWarning)
             test, train = self.summary("test_mse"), self.summary("train_loss")
@@ -437,7 +589,29 @@ class NoiseResults:
         return "\n".join(lines)
 
     def save(self, directory, *, overwrite: bool = False) -> Path:
-        """Write the run folder (arrays, config, environment, ``summary.md``, ``figure.png``)."""
+        """Write the run folder (arrays, config, environment, ``summary.md``, ``figure.png``).
+
+        Args:
+          directory: the run folder (created if needed).
+          overwrite: replace existing results instead of refusing.
+
+        Returns:
+          The folder's path; :meth:`load` reads it back.
+
+        Example:
+          >>> import tempfile
+          >>> cfg = NoiseConfig(cases=("high",), powers=(0.0, 1.0), snrs=(1.0,), seeds=3, steps=20,
+          ...                   log_every=10, dx=2)
+          >>> mse = np.arange(12.0).reshape(1, 2, 1, 3, 2)  # (case, p, snr, seed, record)
+          >>> energy = np.full(mse.shape + (2,), 0.5)
+          >>> r = NoiseResults(cfg, np.array([9, 19]), mse, mse, mse, energy)
+          >>> with tempfile.TemporaryDirectory() as folder:
+          ...     run = r.save(Path(folder) / "run")
+          ...     print(sorted(path.name for path in run.iterdir()))
+          ...     print(np.array_equal(NoiseResults.load(run).test_mse, r.test_mse))
+          ['arrays.npz', 'config.json', 'environment.json', 'figure.png', 'summary.md']
+          True
+        """
         arrays = {name: getattr(self, name) for name in ("steps",) + METRICS}
         directory = save_run(
             directory, arrays, dataclasses.asdict(self.config), overwrite=overwrite

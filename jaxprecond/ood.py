@@ -84,6 +84,15 @@ class OODConfig:
       chunk_size: seeds per compiled call (``None``: all).
       group_size: seeds trained side by side (``vmap``) inside a compiled call; 1 runs them one
         after the other (best for the large image matmuls on a CPU).
+
+    Example:
+      >>> cfg = OODConfig(dataset="synthetic", optimizers=("gd", "adam"), powers=(-1, 1))
+      >>> cfg.arms, cfg.powers
+      (('gd', 'adam', 'sigma_p'), (-1.0, 1.0))
+      >>> OODConfig(optimizers=(), powers=())
+      Traceback (most recent call last):
+      ...
+      ValueError: nothing to run: give optimizers or powers
     """
 
     dataset: str = "mnist"
@@ -118,7 +127,21 @@ class OODConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad setting."""
+        """Raise ``ValueError`` naming the first bad setting.
+
+        Construction (and so ``dataclasses.replace``) calls it.
+
+        Raises:
+          ValueError: a setting out of range; the message names it and its value.
+
+        Example:
+          >>> cfg = OODConfig()
+          >>> cfg.validate()  # the defaults are valid: returns None
+          >>> dataclasses.replace(cfg, learning_rates=(("sgd", 0.1),))
+          Traceback (most recent call last):
+          ...
+          ValueError: learning_rates names an unknown optimizer 'sgd'
+        """
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         unknown = [o for o in self.optimizers if o not in OPTIMIZERS]
@@ -173,7 +196,19 @@ class OODConfig:
         return self.optimizers + ((SIGMA_P,) if self.powers else ())
 
     def lr(self, arm: str) -> float:
-        """The learning rate of ``arm``."""
+        """The learning rate of ``arm``.
+
+        Args:
+          arm: an optimizer of :data:`OPTIMIZERS` or ``"sigma_p"``.
+
+        Returns:
+          ``arm``'s entry of ``learning_rates``, else ``learning_rate``.
+
+        Example:
+          >>> cfg = OODConfig(learning_rate=0.01, learning_rates=(("adam", 1e-3),))
+          >>> cfg.lr("adam"), cfg.lr("gd")
+          (0.001, 0.01)
+        """
         return dict(self.learning_rates).get(arm, self.learning_rate)
 
 
@@ -210,6 +245,30 @@ def load_images(config: OODConfig, *, download: bool = False) -> dict:
     Returns ``{"pool_images", "pool_labels"}`` plus ``"test_images", "test_labels"`` unless
     ``config.test_split_only`` (then every pool comes from the test split); ``{}`` for the
     synthetic task.
+
+    Args:
+      config: the settings (``dataset``, ``data_dir``, ``test_split_only``).
+      download: fetch a missing image set into the user cache (see :mod:`jaxprecond.idx`).
+
+    Returns:
+      A dict of numpy arrays: ``(N, 784)`` ``float32`` images and ``(N,)`` ``int32`` labels.
+
+    Raises:
+      FileNotFoundError, ValueError: the image files are missing, corrupt or not the expected
+        version (see :func:`jaxprecond.idx.load_idx_dataset`).
+
+    Example:
+      >>> load_images(OODConfig(dataset="synthetic"))  # the synthetic task reads no images
+      {}
+      >>> import tempfile
+      >>> with tempfile.TemporaryDirectory() as folder:  # files that are not MNIST's
+      ...     for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+      ...         _ = (Path(folder) / name).write_bytes(b"not mnist")
+      ...     try:
+      ...         load_images(OODConfig(data_dir=folder, test_split_only=True))
+      ...     except ValueError as error:
+      ...         print(str(error)[:17])
+      checksum mismatch
     """
     from jaxprecond.idx import load_idx_dataset
     from jaxprecond.ood_data import as_features
@@ -236,7 +295,29 @@ def load_images(config: OODConfig, *, download: bool = False) -> dict:
 
 
 def draw_data(key, data: dict, config: OODConfig):
-    """One seed's :class:`~jaxprecond.ood_data.OODData` (templates, pools, test sets)."""
+    """One seed's :class:`~jaxprecond.ood_data.OODData` (templates, pools, test sets).
+
+    Args:
+      key: the seed's data key.
+      data: the arrays of :func:`load_images` (``{}`` for the synthetic task).
+      config: the settings (``dataset``, the set sizes, ``template_std``).
+
+    Returns:
+      An :class:`~jaxprecond.ood_data.OODData` of :func:`~jaxprecond.ood_data.make_ood_data`
+      or, for the synthetic task, :func:`~jaxprecond.ood_data.synthetic_ood_data`.
+
+    Example:
+      >>> images, labels = np.full((30, 4), 0.5, np.float32), np.arange(30) % 10
+      >>> pool = {"pool_images": images, "pool_labels": labels}  # 30 images of 4 pixels
+      >>> cfg = OODConfig(n_train=10, n_val=10, n_test=10, test_split_only=True)
+      >>> d = jax.eval_shape(lambda key: draw_data(key, pool, cfg), jax.random.key(0))
+      >>> d.x_train.shape, d.x_digit.shape, d.templates.shape  # shapes only, no compiling
+      ((10, 4), (10, 4), (10, 4))
+      >>> cfg = OODConfig(dataset="synthetic", n_train=8, n_val=4, n_test=6)
+      >>> d = jax.eval_shape(lambda key: draw_data(key, {}, cfg), jax.random.key(0))
+      >>> d.x_train.shape, d.x_noise.shape, d.templates.shape
+      ((8, 20), (6, 20), (2, 20))
+    """
     from jaxprecond.ood_data import make_ood_data, synthetic_ood_data
 
     if config.dataset == "synthetic":
@@ -257,14 +338,54 @@ def draw_data(key, data: dict, config: OODConfig):
 
 
 def damped_second_moment(x, damping):
-    """Eigendecomposition of ``Σ + δI``, ``Σ = xᵀx/N``, ``δ = damping · tr(Σ)/d``."""
+    """Eigendecomposition of ``Σ + δI``, ``Σ = xᵀx/N``, ``δ = damping · tr(Σ)/d``.
+
+    Args:
+      x: ``(N, d)`` inputs, one per row.
+      damping: ``δ`` relative to the mean eigenvalue ``tr(Σ)/d`` of ``Σ``.
+
+    Returns:
+      The :class:`~jaxprecond.linalg.Eigh` of ``Σ + δI`` (eigenvalues ascending).
+
+    Example:
+      >>> x = jnp.array([[2.0, 0.0], [0.0, 0.0]])  # Σ = diag(2, 0): singular, as border pixels
+      >>> eigh = damped_second_moment(x, 0.01)  # δ = 0.01 · tr(Σ)/2 = 0.01
+      >>> [round(float(v), 4) for v in eigh.eigenvalues]
+      [0.01, 2.01]
+    """
     sigma = empirical_covariance(x)
     delta = damping * jnp.trace(sigma) / sigma.shape[0]
     return eigh_psd(sigma, damping=delta)
 
 
 def arm_optimizer(arm: str, values: dict, x_train, key, config: OODConfig):
-    """``(optimizer, loss weight decay)`` of one arm; ``values`` holds the sweep's ``p``."""
+    """``(optimizer, loss weight decay)`` of one arm; ``values`` holds the sweep's ``p``.
+
+    Args:
+      arm: an optimizer of :data:`OPTIMIZERS` or ``"sigma_p"`` (GD with ``(Σ + δI)^p`` on the
+        first-layer kernel, ``Σ`` from ``x_train``, see :func:`damped_second_moment`).
+      values: the sweep's axis values (``values["p"]`` for ``"sigma_p"``).
+      x_train: ``(N, d)`` training inputs.
+      key: the seed's optimizer key (AdaHessian's Hutchinson probes).
+      config: the settings (learning rates, ``weight_decay``, ``damping``, ``normalize``,
+        ``kfac_refresh``).
+
+    Returns:
+      ``(optimizer, weight_decay)``: an optax transformation and the coupled L2 coefficient of
+      the loss (``0.0`` for AdaHessian, whose weight decay is decoupled).
+
+    Example:
+      >>> cfg = OODConfig(learning_rate=0.1, damping=0.0)
+      >>> x = jnp.array([[2.0, 0.0], [0.0, 1.0]])  # Σ = xᵀx/2 = diag(2, 0.5)
+      >>> tx, wd = arm_optimizer("sigma_p", {"p": 1.0}, x, None, cfg)
+      >>> params = {"W1": jnp.zeros((3, 2)), "b1": jnp.zeros(3)}  # W1: (hidden, d)
+      >>> grads = jax.tree.map(jnp.ones_like, params)
+      >>> updates, _ = tx.update(grads, tx.init(params), params)
+      >>> [round(float(u), 4) for u in updates["W1"][0]], wd  # −lr · gΣ on W1
+      ([-0.2, -0.05], 0.0001)
+      >>> arm_optimizer("adahessian", {}, x, jax.random.key(0), cfg)[1]  # decoupled decay
+      0.0
+    """
     lr = config.lr(arm)
     wd = config.weight_decay
     if arm == SIGMA_P:
@@ -294,6 +415,18 @@ def train_classifier(params, optimizer, data, *, steps: int, log_every: int, wei
 
     Returns:
       ``{metric: (steps // log_every,)}`` for :data:`METRICS`.
+
+    Example:
+      >>> from jaxprecond.ood_data import synthetic_ood_data
+      >>> def run(key):
+      ...     data = synthetic_ood_data(key, d=8, n_train=32, n_val=16, n_test=16)
+      ...     params = init_classifier(key, 8, 16, 2)
+      ...     return train_classifier(
+      ...         params, optax.sgd(0.1), data, steps=20, log_every=5, weight_decay=1e-4
+      ...     )
+      >>> records = jax.eval_shape(run, jax.random.key(0))  # shapes only, no compiling
+      >>> {metric: r.shape for metric, r in records.items()}
+      {'digit_acc': (4,), 'noise_acc': (4,), 'train_loss': (4,), 'val_acc': (4,)}
     """
     optimizer = optax.with_extra_args_support(optimizer)
     x, y = data.x_train, data.y_train
@@ -328,7 +461,36 @@ def train_classifier(params, optimizer, data, *, steps: int, log_every: int, wei
 
 
 def ood_experiment(arm: str, config: OODConfig, data: dict) -> Experiment:
-    """The sweep :class:`~jaxprecond.sweep.Experiment` of one arm."""
+    """The sweep :class:`~jaxprecond.sweep.Experiment` of one arm.
+
+    Args:
+      arm: one of ``config.arms``.
+      config: the settings.
+      data: the arrays of :func:`load_images` (``{}`` for the synthetic task).
+
+    Returns:
+      An :class:`~jaxprecond.sweep.Experiment` named ``"ood-<arm>"`` with axes ``p`` and
+      ``learning_rate``; its cell draws the seed's data (:func:`draw_data`), initialises the
+      classifier and trains it (:func:`train_classifier`).
+
+    Raises:
+      ValueError: ``arm`` is not one of ``config.arms``.
+
+    Example:
+      >>> cfg = OODConfig(dataset="synthetic", optimizers=("adam",), powers=(), steps=20,
+      ...                 log_every=10, hidden=8, learning_rates=(("adam", 1e-3),))
+      >>> experiment = ood_experiment("adam", cfg, {})
+      >>> experiment.name, experiment.steps, experiment.config["learning_rate"]
+      ('ood-adam', (9, 19), 0.001)
+      >>> cell = experiment.make_cell(("learning_rate",))
+      >>> run = lambda key: cell(key, {"learning_rate": 1e-3}, experiment.data)
+      >>> jax.eval_shape(run, jax.random.key(0))["val_acc"].shape  # shapes only, no compiling
+      (2,)
+      >>> ood_experiment("sigma_p", cfg, {})
+      Traceback (most recent call last):
+      ...
+      ValueError: arm must be one of ('adam',), got 'sigma_p'
+    """
     if arm not in config.arms:
         raise ValueError(f"arm must be one of {config.arms}, got {arm!r}")
 
@@ -366,7 +528,25 @@ def ood_experiment(arm: str, config: OODConfig, data: dict) -> Experiment:
 
 
 def ood_spec(arm: str, config: OODConfig) -> SweepSpec:
-    """The grid of one arm: the powers for Σ^p, the one learning rate otherwise."""
+    """The grid of one arm: the powers for Σ^p, the one learning rate otherwise.
+
+    Args:
+      arm: ``"sigma_p"`` or an optimizer.
+      config: the settings (``powers``, learning rates, ``seeds``, ``chunk_size``,
+        ``group_size``).
+
+    Returns:
+      A :class:`~jaxprecond.sweep.SweepSpec` over ``config.seeds`` seeds, with a group size of
+      at most ``config.seeds``.
+
+    Example:
+      >>> cfg = OODConfig(powers=(-1.0, 1.0), seeds=2, group_size=4,
+      ...                 learning_rates=(("adam", 1e-3),))
+      >>> ood_spec("sigma_p", cfg).axes, ood_spec("adam", cfg).axes
+      ((('p', (-1.0, 1.0)),), (('learning_rate', (0.001,)),))
+      >>> ood_spec("gd", cfg).group_size  # no more than the seeds
+      2
+    """
     axes = (("p", config.powers),) if arm == SIGMA_P else (("learning_rate", (config.lr(arm),)),)
     return SweepSpec(
         axes=axes,
@@ -385,6 +565,15 @@ class OODResults:
       steps: ``(R,)`` recorded step indices.
       arms: ``{arm: {metric: array (points, seeds, R)}}`` where ``points`` is the powers for
         ``"sigma_p"`` and 1 for an optimizer.
+
+    Example:
+      >>> cfg = OODConfig(optimizers=("gd",), powers=(-1.0, 1.0), seeds=3, steps=50)
+      >>> acc = np.array([[0.6, 0.7, 0.8], [0.2, 0.3, 0.4], [0.9, 0.9, 0.9]])[..., None]
+      >>> arms = {"gd": acc[:1], "sigma_p": acc[1:]}  # (points, seeds, records)
+      >>> results = OODResults(cfg, np.array([49]), {
+      ...     arm: {metric: a for metric in METRICS} for arm, a in arms.items()})
+      >>> results.arms["sigma_p"]["digit_acc"][:, :, -1].tolist()  # final, per power and seed
+      [[0.2, 0.3, 0.4], [0.9, 0.9, 0.9]]
     """
 
     config: OODConfig
@@ -393,18 +582,69 @@ class OODResults:
 
     def summary(self, arm: str, metric: str) -> SeedSummary:
         """Seed statistics of ``metric``'s final value, shape ``(points,)``; diverged seeds are
-        excluded and reported with a :class:`~jaxprecond.stats.DivergenceWarning`."""
+        excluded and reported with a :class:`~jaxprecond.stats.DivergenceWarning`.
+
+        Args:
+          arm: an arm of :attr:`arms`.
+          metric: one of :data:`METRICS`.
+
+        Returns:
+          A :class:`~jaxprecond.stats.SeedSummary` of shape ``(points,)``.
+
+        Example:
+          >>> cfg = OODConfig(optimizers=("gd",), powers=(-1.0, 1.0), seeds=3, steps=50)
+          >>> acc = np.array([[0.6, 0.7, 0.8], [0.2, 0.3, 0.4], [0.9, 0.9, 0.9]])[..., None]
+          >>> arms = {"gd": acc[:1], "sigma_p": acc[1:]}  # (points, seeds, records)
+          >>> results = OODResults(cfg, np.array([49]), {
+          ...     arm: {metric: a for metric in METRICS} for arm, a in arms.items()})
+          >>> s = results.summary("sigma_p", "digit_acc")  # p = -1, p = 1
+          >>> np.round(s.mean, 4).tolist(), s.n_valid.tolist()
+          ([0.3, 0.9], [3, 3])
+        """
         return summarize_trajectories(self.arms[arm][metric], 1, name=f"{arm} {metric}")
 
     def rows(self) -> list[tuple[str, str, int]]:
-        """``(label, arm, point)`` for every optimizer and every power."""
+        """``(label, arm, point)`` for every optimizer and every power.
+
+        Returns:
+          The rows of :meth:`table`: ``point`` indexes the first axis of ``arms[arm]``.
+
+        Example:
+          >>> cfg = OODConfig(optimizers=("gd",), powers=(-1.0, 1.0), seeds=3, steps=50)
+          >>> acc = np.array([[0.6, 0.7, 0.8], [0.2, 0.3, 0.4], [0.9, 0.9, 0.9]])[..., None]
+          >>> arms = {"gd": acc[:1], "sigma_p": acc[1:]}  # (points, seeds, records)
+          >>> results = OODResults(cfg, np.array([49]), {
+          ...     arm: {metric: a for metric in METRICS} for arm, a in arms.items()})
+          >>> for row in results.rows():
+          ...     print(row)
+          ('gd', 'gd', 0)
+          ('Σ^p, p=-1', 'sigma_p', 0)
+          ('Σ^p, p=1', 'sigma_p', 1)
+        """
         rows = [(name, name, 0) for name in self.config.optimizers]
         if SIGMA_P in self.arms:
             rows += [(f"Σ^p, p={p:g}", SIGMA_P, i) for i, p in enumerate(self.config.powers)]
         return rows
 
     def table(self) -> str:
-        """Markdown: final accuracies with 95% intervals per optimizer and power."""
+        """Markdown: final accuracies with 95% intervals per optimizer and power.
+
+        Returns:
+          The table: one row per :meth:`rows` entry, with validation, invariant-digit and
+          invariant-noise accuracy (mean [95% CI]), valid and diverged seeds.
+
+        Example:
+          >>> cfg = OODConfig(optimizers=("gd",), powers=(-1.0, 1.0), seeds=3, steps=50)
+          >>> acc = np.array([[0.6, 0.7, 0.8], [0.2, 0.3, 0.4], [0.9, 0.9, 0.9]])[..., None]
+          >>> arms = {"gd": acc[:1], "sigma_p": acc[1:]}  # (points, seeds, records)
+          >>> results = OODResults(cfg, np.array([49]), {
+          ...     arm: {metric: a for metric in METRICS} for arm, a in arms.items()})
+          >>> lines = results.table().splitlines()
+          >>> print(lines[2])
+          | gd | 0.700 [0.452, 0.948] | 0.700 [0.452, 0.948] | 0.700 [0.452, 0.948] | 3 | 0 |
+          >>> lines[3].split(" | ")[:2]
+          ['| Σ^p, p=-1', '0.300 [0.052, 0.548]']
+        """
         lines = [
             "| optimizer | validation acc. | invariant-digit acc. | invariant-noise acc. "
             "| seeds | diverged |",
@@ -503,7 +743,21 @@ def run_ood(
 
 
 def add_ood_parser(sub) -> None:
-    """Register ``jaxprecond ood`` on an ``argparse`` subparsers object."""
+    """Register ``jaxprecond ood`` on an ``argparse`` subparsers object.
+
+    Options left out parse as ``None`` (keep the preset's value, see :func:`ood_config`).
+
+    Args:
+      sub: what ``argparse.ArgumentParser.add_subparsers`` returns.
+
+    Example:
+      >>> import argparse
+      >>> parser = argparse.ArgumentParser(prog="jaxprecond")
+      >>> add_ood_parser(parser.add_subparsers(dest="command"))
+      >>> args = parser.parse_args(["ood", "--optimizers", "gd", "adam", "--p", "-1", "1"])
+      >>> args.command, args.preset, args.optimizers, args.powers, args.seeds
+      ('ood', 'cpu', ['gd', 'adam'], [-1.0, 1.0], None)
+    """
     p = sub.add_parser(
         "ood",
         help="out-of-distribution generalization under a correlation shift (paper Fig. 2)",
@@ -545,7 +799,31 @@ def add_ood_parser(sub) -> None:
 
 
 def ood_config(args) -> OODConfig:
-    """The preset named by ``args.preset`` with every given option replacing its value."""
+    """The preset named by ``args.preset`` with every given option replacing its value.
+
+    Args:
+      args: options parsed by the parser of :func:`add_ood_parser`.
+
+    Returns:
+      An :class:`OODConfig`.
+
+    Raises:
+      ValueError: a ``--lr-for`` rate is not a number, or the settings are invalid.
+
+    Example:
+      >>> import argparse
+      >>> parser = argparse.ArgumentParser(prog="jaxprecond")
+      >>> add_ood_parser(parser.add_subparsers(dest="command"))
+      >>> args = parser.parse_args(["ood", "--preset", "synthetic", "--seeds", "4",
+      ...                           "--lr-for", "sigma_p", "0.2"])
+      >>> cfg = ood_config(args)
+      >>> cfg.dataset, cfg.hidden, cfg.seeds, cfg.lr("sigma_p"), cfg.lr("gd")
+      ('synthetic', 64, 4, 0.2, 0.01)
+      >>> ood_config(parser.parse_args(["ood", "--lr-for", "adam", "fast"]))
+      Traceback (most recent call last):
+      ...
+      ValueError: --lr-for adam: 'fast' is not a number
+    """
     fields = {f.name for f in dataclasses.fields(OODConfig)}
     changes = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     if args.lr_for:
@@ -560,7 +838,30 @@ def ood_config(args) -> OODConfig:
 
 
 def ood_command(args) -> OODResults:
-    """``jaxprecond ood``: run, print the table, say where the results are."""
+    """``jaxprecond ood``: run, print the table, say where the results are.
+
+    Args:
+      args: options parsed by the parser of :func:`add_ood_parser`.
+
+    Returns:
+      The :class:`OODResults`, also written to ``args.out`` (default: ``runs/ood-<time>``).
+
+    Raises:
+      ValueError: bad options, before anything runs or is written.
+
+    Example:
+      >>> import os, tempfile
+      >>> import argparse
+      >>> parser = argparse.ArgumentParser(prog="jaxprecond")
+      >>> add_ood_parser(parser.add_subparsers(dest="command"))
+      >>> with tempfile.TemporaryDirectory() as folder:
+      ...     out = os.path.join(folder, "run")
+      ...     try:
+      ...         ood_command(parser.parse_args(["ood", "--seeds", "0", "--out", out]))
+      ...     except ValueError as error:
+      ...         print(error, "| folder written:", os.path.exists(out))
+      seeds must be a positive integer, got 0 | folder written: False
+    """
     import time
 
     config = ood_config(args)

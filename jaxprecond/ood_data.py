@@ -43,6 +43,14 @@ class OODData(NamedTuple):
       x_digit, y_digit: invariant-digit test: true labels, spurious feature of ``swap(label)``.
       x_noise, y_noise: invariant-noise test: random labels ``r``, spurious feature of ``r``.
       templates: ``(n_classes, d)`` the spurious feature of each class.
+
+    Example:
+      >>> import jax
+      >>> draw = lambda key: synthetic_ood_data(key, n_train=8, n_val=4, n_test=6)
+      >>> keys = jax.random.split(jax.random.key(0), 3)
+      >>> batch = jax.eval_shape(jax.vmap(draw), keys)  # 3 seeds; shapes only, no compiling
+      >>> batch.x_train.shape, batch.y_train.dtype, batch.x_noise.shape, batch.templates.shape
+      ((3, 8, 20), dtype('int32'), (3, 6, 20), (3, 2, 20))
     """
 
     x_train: jax.Array

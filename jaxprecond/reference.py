@@ -33,7 +33,28 @@ FINAL_TOLERANCE = 0.5
 
 
 def fixture_kind(path) -> str:
-    """``"noise"``, ``"transfer"`` or ``"adahessian"`` from the fixture's file name."""
+    """``"noise"``, ``"transfer"`` or ``"adahessian"`` from the fixture's file name.
+
+    Args:
+      path: a fixture's path (only its file name is read).
+
+    Returns:
+      The kind: ``ref_*`` → ``"noise"``, ``transfer_*`` → ``"transfer"``, ``adahessian_*`` →
+      ``"adahessian"``.
+
+    Raises:
+      ValueError: the name has none of these prefixes.
+
+    Example:
+      >>> [fixture_kind(f"shared/reference/{n}.npz") for n in ("ref_high_p1", "transfer_x")]
+      ['noise', 'transfer']
+      >>> fixture_kind("adahessian_rademacher_high_p1_seed42.npz")
+      'adahessian'
+      >>> fixture_kind("runs/arrays.npz")
+      Traceback (most recent call last):
+      ...
+      ValueError: unknown fixture kind: arrays.npz (expected ref_*, transfer_* or adahessian_*)
+    """
     name = Path(path).name
     for prefix, kind in (
         ("ref_", "noise"),
@@ -47,7 +68,20 @@ def fixture_kind(path) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
-    """One compared quantity: the largest element-wise relative deviation and its bound."""
+    """One compared quantity: the largest element-wise relative deviation and its bound.
+
+    Attributes:
+      name: what was compared.
+      deviation: the measured deviation (see :func:`relative_deviation`).
+      tolerance: the largest deviation accepted.
+      ok: the deviation is finite and at most ``tolerance``.
+
+    Example:
+      >>> Comparison("final test_mse", 0.2, 0.5).ok, Comparison("loss", 2e-5, 1e-5).ok
+      (True, False)
+      >>> Comparison("loss", float("nan"), 1e-5).ok  # a diverged replay never passes
+      False
+    """
 
     name: str
     deviation: float
@@ -59,7 +93,20 @@ class Comparison:
 
 
 def relative_deviation(ours, reference) -> float:
-    """``max |ours − reference| / |reference|`` element-wise."""
+    """``max |ours − reference| / |reference|`` element-wise.
+
+    Args:
+      ours, reference: arrays of one shape (or broadcastable), compared in float64.
+
+    Returns:
+      The largest relative deviation, a float (``inf`` or ``nan`` where ``reference`` is 0).
+
+    Example:
+      >>> relative_deviation([1.0, 2.5, -3.0], [1.0, 2.0, -4.0])  # max(0, 0.5/2, 1/4)
+      0.25
+      >>> relative_deviation(np.float32(0.5), 0.5)
+      0.0
+    """
     ours, reference = np.asarray(ours, np.float64), np.asarray(reference, np.float64)
     return float(np.max(np.abs(ours - reference) / np.abs(reference)))
 
@@ -75,6 +122,26 @@ def replay_noise(path, *, early_steps: int = EARLY_STEPS, float64: bool = False)
     Returns:
       A list of :class:`Comparison`: the early train-loss and test-MSE trajectories (bound
       1e-5) and the final train loss and test MSE (bound 50%).
+
+    Example:
+      A tiny synthetic fixture whose first layer is dead (``relu`` of negative inputs): only
+      ``b2`` learns, ``b2 ← (1 − 2·lr)·b2`` with zero-mean targets ``±1``, so with ``lr = 1/4``
+      the train loss before step ``t`` is ``b2² + 1 = 0.25^t + 1``:
+
+      >>> import tempfile
+      >>> t, y = np.arange(4), np.array([1.0, -1.0, 1.0, -1.0])
+      >>> x = np.array([[1.0, 2.0], [2.0, 1.0], [0.5, 0.5], [1.0, 0.0]])
+      >>> fx = dict(W1_init=np.full((3, 2), 0.1), b1_init=np.full(3, -10.0),
+      ...           W2_init=np.ones((1, 3)), b2_init=np.ones(1), X_train=x, y_train=y,
+      ...           X_test=x, y_test=2 * y, beta_star=np.ones(2), eigenvalues=np.ones(2),
+      ...           train_loss=0.25**t + 1, test_mse=0.25 ** (t + 1) + 4,  # test: after step t
+      ...           meta=json.dumps({"epochs": 4, "lr": 0.25, "p": 1.0, "wd": 0.0}))
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     np.savez(Path(d) / "ref_toy.npz", **fx)
+      ...     comparisons = replay_noise(Path(d) / "ref_toy.npz", early_steps=2)
+      >>> [(c.name, c.ok) for c in comparisons]  # doctest: +NORMALIZE_WHITESPACE
+      [('train_loss[:2]', True), ('test_mse[:2]', True), ('final train_loss', True),
+       ('final test_mse', True)]
     """
     with np.load(path) as f:
         fx = {k: f[k] for k in f.files}
@@ -155,6 +222,30 @@ def replay_adahessian(path, *, float64: bool = False):
     Returns:
       A list of :class:`Comparison`: the loss over the first 100 steps (bound 1e-5) and over all
       steps (1e-3), and each final weight array in relative norm (5e-2).
+
+    Example:
+      A tiny synthetic fixture with a dead first layer: only ``b2`` learns. Its Hessian is 2,
+      so with ``β₁ = 0`` and ``k = 1`` the step is ``lr·g/2 = lr·b2`` (targets ``±1``): ``b2``
+      halves at ``lr = 1/2`` and the loss ``b2² + 1`` is ``0.25^t + 1``:
+
+      >>> import tempfile
+      >>> init = {"W1": np.full((3, 2), 0.1), "b1": np.full(3, -10.0), "W2": np.ones((1, 3)),
+      ...         "b2": np.ones(1)}
+      >>> fx = {f"{n}_init": v for n, v in init.items()}
+      >>> fx |= {f"{n}_final": v for n, v in init.items()} | {"b2_final": np.array([0.125])}
+      >>> fx |= {f"{n}_probes": np.ones((3,) + v.shape) for n, v in init.items()}  # 3 steps
+      >>> fx |= dict(X_train=np.array([[1.0, 2.0], [2.0, 1.0]]), y_train=np.array([1.0, -1.0]),
+      ...            loss=0.25 ** np.arange(3) + 1,
+      ...            meta=json.dumps({"lr": 0.5, "betas": [0.0, 0.999], "eps": 1e-8,
+      ...                             "hessian_power": 1.0, "weight_decay": 0.0}))
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     np.savez(Path(d) / "adahessian_toy.npz", **fx)
+      ...     comparisons = replay_adahessian(Path(d) / "adahessian_toy.npz", float64=True)
+      >>> [c.name for c in comparisons]  # doctest: +NORMALIZE_WHITESPACE
+      ['loss[:100]', 'loss[:3]', 'final W1 (rel. norm)', 'final b1 (rel. norm)',
+       'final W2 (rel. norm)', 'final b2 (rel. norm)']
+      >>> max(c.deviation for c in comparisons) < 1e-6
+      True
     """
     with np.load(path) as f:
         fx = {k: f[k] for k in f.files}
@@ -237,6 +328,27 @@ def replay_transfer(path, *, float64: bool = False):
       A list of :class:`Comparison`: the head ``W2`` (relative norm of the difference; its
       small entries make an element-wise ratio meaningless) and ``b2`` (bound 1e-3), and the
       stage-2 train and test MSE (1e-4).
+
+    Example:
+      A tiny synthetic fixture: with ``W1 = I``, ``b1 = 0`` and non-negative inputs the
+      features are the inputs, so a nearly unpenalised head is numpy's least-squares fit:
+
+      >>> import tempfile
+      >>> x = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 2.0], [1.0, 3.0], [2.0, 2.0]])
+      >>> y = np.array([1.0, 3.0, 4.0, 4.0, 0.0, 3.0])
+      >>> a = np.c_[x, np.ones(6)]  # features and intercept
+      >>> coef = np.linalg.lstsq(a[:4], y[:4], rcond=None)[0]  # fit on the first 4 points
+      >>> mse = (a @ coef - y) ** 2
+      >>> fx = dict(X2_train=x[:4], y2_train=y[:4], X2_test=x[4:], y2_test=y[4:],
+      ...           beta_transfer=np.ones(2), W1=np.eye(2), b1=np.zeros(2),
+      ...           head_W2=coef[:2], head_b2=coef[2:], transfer_train_mse=mse[:4].mean(),
+      ...           transfer_test_mse=mse[4:].mean(), meta=json.dumps({"ridge_lambda": 1e-8}))
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     np.savez(Path(d) / "transfer_toy.npz", **fx)
+      ...     comparisons = replay_transfer(Path(d) / "transfer_toy.npz")
+      >>> [(c.name, c.ok) for c in comparisons]  # doctest: +NORMALIZE_WHITESPACE
+      [('head W2 (rel. norm)', True), ('head b2', True), ('stage-2 train MSE', True),
+       ('stage-2 test MSE', True)]
     """
     with np.load(path) as f:
         fx = {k: f[k] for k in f.files}
@@ -292,6 +404,41 @@ REPLAYS = {"noise": replay_noise, "adahessian": replay_adahessian, "transfer": r
 
 
 def check_fixture(path, **kwargs):
-    """Replay ``path`` with the replay for its kind; ``None`` if that kind has no replay yet."""
+    """Replay ``path`` with the replay for its kind; ``None`` if that kind has no replay yet.
+
+    Args:
+      path: a fixture (its kind is read from its name, see :func:`fixture_kind`).
+      **kwargs: passed to the replay (e.g. ``float64=True``).
+
+    Returns:
+      The replay's list of :class:`Comparison`, or ``None``.
+
+    Raises:
+      ValueError: the file name is not a fixture's.
+
+    Example:
+      A ``transfer_*`` file goes to :func:`replay_transfer` (here a tiny synthetic fixture:
+      ``W1 = I``, so the head is the least-squares fit on the inputs):
+
+      >>> import tempfile
+      >>> x = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 1.0], [3.0, 2.0], [1.0, 3.0]])
+      >>> y = np.array([1.0, 3.0, 4.0, 4.0, 0.0])
+      >>> a = np.c_[x, np.ones(5)]
+      >>> coef = np.linalg.lstsq(a[:4], y[:4], rcond=None)[0]
+      >>> mse = (a @ coef - y) ** 2
+      >>> fx = dict(X2_train=x[:4], y2_train=y[:4], X2_test=x[4:], y2_test=y[4:],
+      ...           beta_transfer=np.ones(2), W1=np.eye(2), b1=np.zeros(2),
+      ...           head_W2=coef[:2], head_b2=coef[2:], transfer_train_mse=mse[:4].mean(),
+      ...           transfer_test_mse=mse[4:].mean(), meta=json.dumps({"ridge_lambda": 1e-8}))
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     np.savez(Path(d) / "transfer_toy.npz", **fx)
+      ...     comparisons = check_fixture(Path(d) / "transfer_toy.npz", float64=True)
+      >>> [c.name for c in comparisons], all(c.ok for c in comparisons)
+      (['head W2 (rel. norm)', 'head b2', 'stage-2 train MSE', 'stage-2 test MSE'], True)
+      >>> check_fixture("toy.npz")
+      Traceback (most recent call last):
+      ...
+      ValueError: unknown fixture kind: toy.npz (expected ref_*, transfer_* or adahessian_*)
+    """
     replay = REPLAYS.get(fixture_kind(path))
     return None if replay is None else replay(path, **kwargs)

@@ -21,7 +21,27 @@ from jaxprecond.adahessian import adahessian
 
 def only_oracles(transform, names) -> optax.GradientTransformationExtraArgs:
     """``transform`` receiving just the extra arguments in ``names`` (for transforms, such as
-    optax's SAM and L-BFGS, that reject or forward the others)."""
+    optax's SAM and L-BFGS, that reject or forward the others).
+
+    Args:
+      transform: an optax transform.
+      names: the extra (keyword) arguments to forward to ``transform.update``.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` with ``transform``'s ``init`` whose
+      ``update`` drops every other extra argument.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> w = jnp.ones(2)
+      >>> tx = only_oracles(optax.sgd(0.5), ())  # plain sgd rejects extra arguments
+      >>> tx.update(jnp.ones(2), tx.init(w), w, **oracles(lambda p: p.sum(), w))[0]
+      Array([-0.5, -0.5], dtype=float32)
+      >>> spy = optax.GradientTransformationExtraArgs(
+      ...     lambda p: (), lambda u, s, p=None, **extra: (u, sorted(extra)))
+      >>> only_oracles(spy, ("grad", "value")).update(w, (), w, **oracles(jnp.sum, w))[1]
+      ['grad', 'value']
+    """
 
     def update_fn(updates, state, params=None, **extra_args):
         kept = {k: v for k, v in extra_args.items() if k in names}
@@ -148,6 +168,14 @@ def oracles(obj_fn, params, *, value=None, grad=None, step=None, inputs=None, ta
 
     Returns:
       A dict of keyword arguments for ``update``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> extra = oracles(lambda p: (p**2).sum(), jnp.array([1.0, 2.0]), step=0)
+      >>> sorted(extra)
+      ['grad', 'grad_fn', 'obj_fn', 'step', 'value', 'value_fn']
+      >>> float(extra["value"]), extra["grad"].tolist()
+      (5.0, [2.0, 4.0])
     """
     if value is None or grad is None:
         value, grad = jax.value_and_grad(obj_fn)(params)

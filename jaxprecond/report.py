@@ -61,6 +61,31 @@ def load_sweep_file(path):
 
     Raises:
       ValueError: unknown keys, experiment or config settings, or a bad grid.
+
+    Example:
+      >>> import tempfile
+      >>> toml = '''
+      ... experiment = "noise"
+      ... seeds = 8
+      ... out = "runs/p-sweep"
+      ... [config]
+      ... steps = 200
+      ... [axes]
+      ... p = [-1.0, 1.0]
+      ... '''
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     _ = (Path(d) / "sweep.toml").write_text(toml)
+      ...     spec, experiment, out = load_sweep_file(Path(d) / "sweep.toml")
+      ...     _ = (Path(d) / "bad.toml").write_text("lr = 0.1\\n" + toml)
+      ...     try:
+      ...         load_sweep_file(Path(d) / "bad.toml")
+      ...     except ValueError as e:
+      ...         print(str(e).split(": ", 1)[1].split(";")[0])
+      unknown keys ['lr']
+      >>> spec.axes, spec.seeds, out
+      ((('p', (-1.0, 1.0)),), 8, 'runs/p-sweep')
+      >>> experiment.name, experiment.config["steps"], experiment.config["log_every"]  # cpu preset
+      ('noise', 200, 100)
     """
     with open(path, "rb") as f:
         doc = tomllib.load(f)
@@ -93,7 +118,33 @@ def load_sweep_file(path):
 
 
 def run_sweep_file(path, *, out=None, progress: bool = True) -> SweepResults:
-    """Run (or resume) the sweep of a TOML file; ``out`` overrides the file's folder."""
+    """Run (or resume) the sweep of a TOML file; ``out`` overrides the file's folder.
+
+    Writes the run folder's chunks and its report (:func:`write_report`).
+
+    Args:
+      path: the TOML file (see :func:`load_sweep_file`).
+      out: the run folder; ``None``: the file's ``out``.
+      progress: show a progress bar.
+
+    Returns:
+      The :class:`~jaxprecond.sweep.SweepResults` of every seed.
+
+    Raises:
+      ValueError: the file is invalid, or neither it nor ``out`` names a run folder.
+
+    Example:
+      Running a sweep compiles the experiment (seconds); this shows the check made before:
+
+      >>> import tempfile
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     _ = (Path(d) / "s.toml").write_text('experiment = "noise"\\n[axes]\\np = [0.0]\\n')
+      ...     try:
+      ...         run_sweep_file(Path(d) / "s.toml", progress=False)
+      ...     except ValueError as e:
+      ...         print(str(e).split(": ", 1)[1])
+      give a run folder (out = ... in the file, or --out)
+    """
     spec, experiment, file_out = load_sweep_file(path)
     out = out or file_out
     if out is None:
@@ -105,7 +156,26 @@ def run_sweep_file(path, *, out=None, progress: bool = True) -> SweepResults:
 
 
 def sweep_table(results: SweepResults, metrics=("test_mse", "train_loss")) -> str:
-    """Markdown table: every grid point's final metrics (mean and 95% CI) and seed counts."""
+    """Markdown table: every grid point's final metrics (mean and 95% CI) and seed counts.
+
+    Args:
+      results: the sweep's results.
+      metrics: keys of ``results.data`` to tabulate (final records).
+
+    Returns:
+      The Markdown table, one row per grid point.
+
+    Example:
+      >>> loss = np.array([[[4.0, 1.0], [4.0, 3.0]], [[2.0, 2.0], [2.0, np.nan]]])
+      >>> res = SweepResults(axes=(("lr", (0.1, 0.2)),), seeds=np.arange(2),
+      ...                    steps=np.array([0, 10]), data={"loss": loss}, config={},
+      ...                    total_seeds=2)  # data: (lr, seed, record)
+      >>> print(sweep_table(res, metrics=("loss",)))
+      | lr | loss (95% CI) | seeds | diverged |
+      |---|---|---|---|
+      | 0.1 | 2.0000 [-10.7062, 14.7062] | 2 | 0 |
+      | 0.2 | 2.0000 [nan, nan] | 1 | 1 |
+    """
     names = [n for n, _ in results.axes]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DivergenceWarning)
@@ -133,8 +203,38 @@ def sweep_table(results: SweepResults, metrics=("test_mse", "train_loss")) -> st
 def write_report(directory, results: SweepResults | None = None) -> str:
     """Write ``report.md`` and ``report.png`` into a run folder (finished or partial).
 
+    The figure is :func:`~jaxprecond.plotting.plot_noise`'s for a ``(case, p, snr)`` grid of
+    the noise experiment, else :func:`~jaxprecond.plotting.plot_sweep`'s.
+
+    Args:
+      directory: the run folder.
+      results: the sweep's results (``None``: read them from ``directory``).
+
     Returns:
       The report's Markdown text.
+
+    Example:
+      >>> import tempfile
+      >>> mse = np.array([[[1.0, 1.0], [1.0, 3.0]], [[2.0, 2.0], [np.nan, 2.0]]])
+      >>> res = SweepResults(axes=(("lr", (0.1, 0.2)),), seeds=np.array([0, 2]),
+      ...                    steps=np.array([0, 10]), data={"test_mse": mse, "train_loss": mse},
+      ...                    config={}, total_seeds=3)  # seed 1 is not finished
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     text = write_report(Path(d) / "run", res)
+      ...     print(sorted(p.name for p in (Path(d) / "run").iterdir()))
+      ['report.md', 'report.png']
+      >>> print(text)
+      # Sweep report: run
+      <BLANKLINE>
+      2 of 3 seeds finished (partial run)
+      <BLANKLINE>
+      | lr | test_mse (95% CI) | train_loss (95% CI) | seeds | diverged |
+      |---|---|---|---|---|
+      | 0.1 | 2.0000 [-10.7062, 14.7062] | 2.0000 [-10.7062, 14.7062] | 2 | 0 |
+      | 0.2 | 2.0000 [nan, nan] | 2.0000 [nan, nan] | 1 | 1 |
+      <BLANKLINE>
+      1 diverged seed runs (NaN/inf) are excluded above.
+      <BLANKLINE>
     """
     directory = Path(directory)
     results = results if results is not None else load_sweep(directory)

@@ -29,7 +29,23 @@ NORMALIZATIONS = ("max", "trace")
 
 def plan(quick: bool, *, seeds: int | None = None) -> dict:
     """The configurations :func:`reproduce` runs: ``{"noise", "transfer", "synthetic",
-    "images"}``, with ``P`` as is (the normalised runs are derived from them)."""
+    "images"}``, with ``P`` as is (the normalised runs are derived from them).
+
+    Args:
+      quick: the CPU-sized presets instead of the paper's settings.
+      seeds: override the seeds of the noise, transfer and image runs (not the synthetic
+        OOD task's).
+
+    Returns:
+      A dict name → config.
+
+    Example:
+      >>> configs = plan(True, seeds=2)
+      >>> {name: config.seeds for name, config in sorted(configs.items())}
+      {'images': 2, 'noise': 2, 'synthetic': 32, 'transfer': 2}
+      >>> configs["noise"].steps, plan(False)["noise"].steps, plan(False)["synthetic"].seeds
+      (2000, 10000, 256)
+    """
     noise = PRESETS["cpu"] if quick else dataclasses.replace(PRESETS["paper"], seeds=16)
     transfer = TRANSFER_PRESETS["cpu"] if quick else TRANSFER_PRESETS["paper"]
     synthetic = dataclasses.replace(OOD_PRESETS["synthetic"], seeds=32 if quick else 256)
@@ -83,6 +99,20 @@ def reproduce(
 
     Returns:
       The :class:`~jaxprecond.claims.Claim` rows, in the order of ``claims.md``.
+
+    Raises:
+      ValueError: ``normalize`` is not one of :data:`NORMALIZATIONS` (checked before anything
+        runs).
+
+    Example:
+      Even ``quick`` runs take minutes; a bad setting is refused at once:
+
+      >>> import tempfile
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     reproduce(d, normalize="none", progress=False)
+      Traceback (most recent call last):
+      ...
+      ValueError: normalize must be one of ('max', 'trace'), got 'none'
     """
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
@@ -160,7 +190,19 @@ def reproduce(
 
 
 def add_reproduce_parser(sub) -> None:
-    """Register ``jaxprecond reproduce`` on an ``argparse`` subparsers object."""
+    """Register ``jaxprecond reproduce`` on an ``argparse`` subparsers object.
+
+    Args:
+      sub: the object ``ArgumentParser.add_subparsers()`` returns.
+
+    Example:
+      >>> import argparse
+      >>> parser = argparse.ArgumentParser(prog="jaxprecond")
+      >>> add_reproduce_parser(parser.add_subparsers(dest="command"))
+      >>> args = parser.parse_args(["reproduce", "--quick", "--seeds", "2", "--normalize", "trace"])
+      >>> args.command, args.quick, args.seeds, args.normalize, args.dataset, args.out
+      ('reproduce', True, 2, 'trace', 'mnist', None)
+    """
     p = sub.add_parser(
         "reproduce",
         help="run the three experiments and check the paper's claims",
@@ -182,7 +224,27 @@ def add_reproduce_parser(sub) -> None:
 
 
 def reproduce_command(args) -> list[Claim]:
-    """``jaxprecond reproduce``: run, print the claims table, say where it is."""
+    """``jaxprecond reproduce``: run, print the claims table, say where it is.
+
+    Args:
+      args: the parsed arguments of :func:`add_reproduce_parser`'s subcommand (``out``:
+        ``None`` for ``runs/reproduce-<time>``).
+
+    Returns:
+      The :class:`~jaxprecond.claims.Claim` rows.
+
+    Example:
+      The arguments go to :func:`reproduce` (which refuses a bad one before running):
+
+      >>> import argparse, tempfile
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     args = argparse.Namespace(out=d, quick=True, normalize="l2", dataset="mnist",
+      ...                               data_dir=None, seeds=1, no_progress=True)
+      ...     reproduce_command(args)
+      Traceback (most recent call last):
+      ...
+      ValueError: normalize must be one of ('max', 'trace'), got 'l2'
+    """
     out = args.out or time.strftime("runs/reproduce-%Y%m%d-%H%M%S")
     start = time.perf_counter()
     claims = reproduce(

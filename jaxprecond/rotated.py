@@ -81,6 +81,31 @@ def first_layer_kfac(learning_rate, power, *, dh: int, refresh_every: int):
     The input factor is the batch's ``XᵀX/N``; with full batches it never changes, so the
     eigendecomposition is refreshed at step 0 and then every ``refresh_every`` steps (the
     scan's step index decides). Other parameters get plain GD.
+
+    Args:
+      learning_rate: a float or an optax schedule.
+      power: the input power ``p`` (may be traced).
+      dh: hidden width (the shape of the all-zero output gradients that stand in for ``G``).
+      refresh_every: steps between recomputations of ``Â^p``.
+
+    Returns:
+      An ``optax.GradientTransformationExtraArgs`` whose ``update`` needs ``inputs=`` (the
+      batch's ``(N, dx)`` inputs) and takes ``step=`` (the scan's step index).
+
+    Raises:
+      ValueError: (in ``update``) no ``inputs`` were given.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> x = jnp.array([[2.0, 0.0], [0.0, 1.0], [0.0, -1.0], [-2.0, 0.0]])  # Â = diag(2, 0.5)
+      >>> tx = first_layer_kfac(0.1, 1.0, dh=3, refresh_every=2)
+      >>> params = {"W1": jnp.zeros((3, 2)), "b1": jnp.zeros(3)}
+      >>> grads = {"W1": jnp.ones((3, 2)), "b1": jnp.ones(3)}
+      >>> u, _ = tx.update(grads, tx.init(params), params, inputs=x, step=0)
+      >>> bool(jnp.allclose(u["W1"], -0.1 * grads["W1"] @ jnp.diag(jnp.array([2.0, 0.5]))))
+      True
+      >>> u["b1"]  # plain GD
+      Array([-0.1, -0.1, -0.1], dtype=float32)
     """
     inner = optax.chain(
         scale_by_kfac(
@@ -124,6 +149,24 @@ def arm_optimizer(arm: str, spectrum: Spectrum, power, *, config, key, x_train):
 
     Returns:
       ``(optimizer, weight_decay)``.
+
+    Raises:
+      ValueError: ``arm`` is not one of :data:`ARMS`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxprecond.data import case_spectrum
+      >>> from jaxprecond.noise import NoiseConfig
+      >>> cfg = NoiseConfig(dx=2, dh=3, learning_rate=0.1, weight_decay=0.01)
+      >>> spec = case_spectrum("high", dx=2, scale=4.0)  # Σ = diag(4, 0.25)
+      >>> key, x = jax.random.key(0), jnp.ones((4, 2))
+      >>> tx, wd = arm_optimizer("diagonal", spec, -1.0, config=cfg, key=key, x_train=x)
+      >>> w = {"W1": jnp.zeros((3, 2))}
+      >>> u = tx.update({"W1": jnp.ones((3, 2))}, tx.init(w), w)[0]["W1"]  # −lr · G diag(Σ)^p
+      >>> wd, [round(float(v), 4) for v in u[0]]
+      (0.01, [-0.025, -0.4])
+      >>> arm_optimizer("adahessian", spec, -1.0, config=cfg, key=key, x_train=x)[1]
+      0.0
     """
     lr, wd = config.learning_rate, config.weight_decay
     if arm == "exact":

@@ -56,6 +56,15 @@ class KroneckerFactors(NamedTuple):
     Attributes:
       left: ``(m, m)`` matrix acting on the rows' side (``L`` or its root).
       right: ``(n, n)`` matrix acting on the columns' side (``R`` or its root).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> state = scale_by_shampoo(eps=1e-4).init(jnp.zeros((2, 3)))
+      >>> stats, roots = state.statistics, state.roots  # Σ G Gᵀ, Σ Gᵀ G and their roots
+      >>> isinstance(stats, KroneckerFactors), stats.left.shape, stats.right.shape
+      (True, (2, 2), (3, 3))
+      >>> bool(jnp.allclose(roots.left, 10.0 * jnp.eye(2)))  # ε^(−1/4) I = (1e-4)^(−1/4) I
+      True
     """
 
     left: jax.Array
@@ -72,6 +81,16 @@ class ScaleByShampooState(NamedTuple):
       roots: per parameter, the cached :class:`KroneckerFactors`
         ``((εI + L)^exponent, (εI + R)^exponent)`` for a matrix, ``None`` for the others.
       graft_state: the grafted optimizer's state (``optax.EmptyState()`` without grafting).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> state = scale_by_shampoo().init({"w": jnp.zeros((2, 3)), "b": jnp.zeros(3)})
+      >>> state._fields
+      ('count', 'statistics', 'roots', 'graft_state')
+      >>> int(state.count), state.statistics["w"].right.shape, state.statistics["b"].shape
+      (0, (3, 3), (3,))
+      >>> state.roots["b"] is None, state.graft_state
+      (True, EmptyState())
     """
 
     count: jax.Array

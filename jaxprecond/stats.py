@@ -10,7 +10,18 @@ from scipy import stats as scipy_stats
 
 
 class DivergenceWarning(UserWarning):
-    """Some seeds produced NaN or inf and were left out of the statistics."""
+    """Some seeds produced NaN or inf and were left out of the statistics.
+
+    Example:
+      >>> import warnings
+      >>> with warnings.catch_warnings(record=True) as caught:
+      ...     warnings.simplefilter("always")
+      ...     _ = summarize_seeds(np.array([1.0, np.inf, 3.0]), name="loss")
+      >>> [issubclass(w.category, DivergenceWarning) for w in caught]
+      [True]
+      >>> str(caught[0].message).split(" were")[0]
+      '1 diverged (non-finite) seed values in loss'
+    """
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +34,13 @@ class SeedSummary:
       ci_low, ci_high: 95% Student-t confidence interval of the mean.
       n_valid: number of finite seeds.
       n_diverged: number of seeds with a NaN or inf value, excluded from the above.
+
+    Example:
+      >>> s = summarize_seeds(np.array([[1.0, 3.0], [2.0, 2.0]]))  # 2 cells × 2 seeds
+      >>> s.mean.tolist(), s.sem.tolist(), s.n_valid.tolist()
+      ([2.0, 2.0], [1.0, 0.0], [2, 2])
+      >>> bool(s.ci_low[0] < s.mean[0] < s.ci_high[0]), float(s.ci_low[1]), float(s.ci_high[1])
+      (True, 2.0, 2.0)
     """
 
     mean: np.ndarray
@@ -126,6 +144,18 @@ def summarize_trajectories(
 
     Returns:
       A :class:`SeedSummary` without the seed axis (and without the record axis if ``final``).
+
+    Example:
+      >>> import warnings
+      >>> loss = np.array([[1.0, 0.5], [np.nan, 1.0], [1.0, 1.5]])  # 3 seeds × 2 records
+      >>> with warnings.catch_warnings():
+      ...     warnings.simplefilter("ignore", DivergenceWarning)
+      ...     last = summarize_trajectories(loss, 0)
+      ...     every = summarize_trajectories(loss, 0, final=False)
+      >>> float(last.mean), int(last.n_valid), int(last.n_diverged)
+      (1.0, 2, 1)
+      >>> every.mean.tolist(), every.n_diverged.tolist()
+      ([1.0, 1.0], [1, 1])
     """
     values = np.asarray(values)
     bad = ~np.isfinite(values).all(axis=-1, keepdims=True)

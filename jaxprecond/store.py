@@ -27,7 +27,34 @@ ENVIRONMENT = "environment.json"
 
 @contextlib.contextmanager
 def atomic_path(path: Path):
-    """Yield a temporary path beside ``path`` that replaces ``path`` when the block succeeds."""
+    """Yield a temporary path beside ``path`` that replaces ``path`` when the block succeeds.
+
+    If the block raises, the temporary file is removed and ``path`` is left untouched.
+
+    Args:
+      path: the final destination (its parent folder is created if needed).
+
+    Yields:
+      A temporary ``Path`` in the same folder; write to it inside the block.
+
+    Example:
+      >>> import tempfile
+      >>> from pathlib import Path
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     target = Path(d) / "sub" / "out.txt"
+      ...     with atomic_path(target) as tmp:
+      ...         _ = tmp.write_text("done")
+      ...         print(target.exists())
+      ...     try:
+      ...         with atomic_path(target) as tmp:
+      ...             _ = tmp.write_text("half")
+      ...             raise RuntimeError("crash")
+      ...     except RuntimeError:
+      ...         pass
+      ...     print(target.read_text(), sorted(p.name for p in target.parent.iterdir()))
+      False
+      done ['out.txt']
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -41,25 +68,80 @@ def atomic_path(path: Path):
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
+    """Write ``text`` to ``path`` atomically.
+
+    Args:
+      path: the destination file (its parent folder is created if needed).
+      text: the content.
+
+    Example:
+      >>> import tempfile
+      >>> from pathlib import Path
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     write_text(Path(d) / "notes" / "a.txt", "hello")
+      ...     print((Path(d) / "notes" / "a.txt").read_text())
+      hello
+    """
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
 
 def write_arrays(path: Path, arrays: dict) -> None:
-    """Write a dict of numpy arrays to ``path`` (``.npz``) atomically."""
+    """Write a dict of numpy arrays to ``path`` (``.npz``) atomically.
+
+    Args:
+      path: the destination ``.npz`` file.
+      arrays: name → array (anything ``np.asarray`` accepts, e.g. JAX arrays).
+
+    Example:
+      >>> import tempfile
+      >>> import numpy as np
+      >>> from pathlib import Path
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     write_arrays(Path(d) / "a.npz", {"x": np.arange(3), "y": [[1.5]]})
+      ...     with np.load(Path(d) / "a.npz") as f:
+      ...         print(sorted(f.files), f["x"].tolist(), f["y"].shape)
+      ['x', 'y'] [0, 1, 2] (1, 1)
+    """
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
 
 
 def read_arrays(path: Path) -> dict:
-    """Read every array of an ``.npz`` file into memory."""
+    """Read every array of an ``.npz`` file into memory.
+
+    Args:
+      path: an ``.npz`` file.
+
+    Returns:
+      A dict name → numpy array (the file is closed on return).
+
+    Example:
+      >>> import tempfile
+      >>> import numpy as np
+      >>> from pathlib import Path
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     write_arrays(Path(d) / "a.npz", {"loss": np.array([1.0, 0.5])})
+      ...     arrays = read_arrays(Path(d) / "a.npz")
+      >>> arrays["loss"].tolist()
+      [1.0, 0.5]
+    """
     with np.load(path) as f:
         return {k: f[k] for k in f.files}
 
 
 def git_revision() -> str | None:
-    """The git revision of the package's checkout, or ``None`` outside a git checkout."""
+    """The git revision of the package's checkout, or ``None`` outside a git checkout.
+
+    Returns:
+      The full hexadecimal ``HEAD`` commit hash, or ``None`` if ``git`` is missing or the
+      package does not live in a git checkout.
+
+    Example:
+      >>> rev = git_revision()
+      >>> rev is None or (len(rev) == 40 and set(rev) <= set("0123456789abcdef"))
+      True
+    """
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -74,7 +156,20 @@ def git_revision() -> str | None:
 
 
 def environment() -> dict:
-    """Package versions, Python, platform, JAX devices and the git revision."""
+    """Package versions, Python, platform, JAX devices and the git revision.
+
+    Returns:
+      A JSON-serialisable dict with keys ``versions`` (package → version or ``None``),
+      ``python``, ``platform``, ``devices`` and ``git_revision``.
+
+    Example:
+      >>> import platform
+      >>> env = environment()
+      >>> sorted(env)
+      ['devices', 'git_revision', 'platform', 'python', 'versions']
+      >>> env["python"] == platform.python_version(), "numpy" in env["versions"]
+      (True, True)
+    """
     import jax
 
     versions = {}
@@ -93,7 +188,34 @@ def environment() -> dict:
 
 
 def prepare_run_dir(directory, *, overwrite: bool = False) -> Path:
-    """Create ``directory``; refuse (``FileExistsError``) if it already holds results."""
+    """Create ``directory``; refuse (``FileExistsError``) if it already holds results.
+
+    Args:
+      directory: the run folder (created with its parents if needed).
+      overwrite: accept a folder that already holds ``arrays.npz``.
+
+    Returns:
+      The folder's path.
+
+    Raises:
+      FileExistsError: the folder already holds ``arrays.npz`` and ``overwrite`` is false.
+
+    Example:
+      >>> import tempfile
+      >>> from pathlib import Path
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     run = prepare_run_dir(Path(d) / "run")
+      ...     print(run.is_dir())
+      ...     write_arrays(run / "arrays.npz", {"x": [0]})
+      ...     try:
+      ...         prepare_run_dir(run)
+      ...     except FileExistsError:
+      ...         print("refused")
+      ...     print(prepare_run_dir(run, overwrite=True) == run)
+      True
+      refused
+      True
+    """
     directory = Path(directory)
     if (directory / ARRAYS).exists() and not overwrite:
         raise FileExistsError(
@@ -115,6 +237,15 @@ def save_run(directory, arrays: dict, config: dict, *, overwrite: bool = False) 
 
     Returns:
       The folder's path.
+
+    Example:
+      >>> import tempfile
+      >>> import numpy as np
+      >>> from pathlib import Path
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     run = save_run(Path(d) / "run", {"loss": np.array([1.0, 0.5])}, {"lr": 0.1})
+      ...     print(sorted(p.name for p in run.iterdir()))
+      ['arrays.npz', 'config.json', 'environment.json']
     """
     directory = prepare_run_dir(directory, overwrite=overwrite)
     write_text(directory / CONFIG, json.dumps(config, indent=2) + "\n")
@@ -124,7 +255,32 @@ def save_run(directory, arrays: dict, config: dict, *, overwrite: bool = False) 
 
 
 def load_run(directory) -> tuple[dict, dict]:
-    """Read a run folder written by :func:`save_run`: ``(arrays, config)``."""
+    """Read a run folder written by :func:`save_run`: ``(arrays, config)``.
+
+    Args:
+      directory: a run folder.
+
+    Returns:
+      ``(arrays, config)``: name → numpy array, and the config dict.
+
+    Raises:
+      FileNotFoundError: the folder holds no ``arrays.npz``.
+
+    Example:
+      >>> import tempfile
+      >>> import numpy as np
+      >>> from pathlib import Path
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     _ = save_run(Path(d) / "run", {"loss": np.array([1.0, 0.5])}, {"lr": 0.1})
+      ...     arrays, config = load_run(Path(d) / "run")
+      ...     try:
+      ...         load_run(Path(d) / "missing")
+      ...     except FileNotFoundError:
+      ...         print("no results")
+      no results
+      >>> arrays["loss"].tolist(), config
+      ([1.0, 0.5], {'lr': 0.1})
+    """
     directory = Path(directory)
     if not (directory / ARRAYS).exists():
         raise FileNotFoundError(f"{directory} holds no results ({ARRAYS} is missing)")

@@ -50,6 +50,21 @@ class Experiment:
       data: a pytree of arrays every run reads (a data set to draw from): passed to the
         compiled program as an argument, placed once on each device, never a compile-time
         constant. Not part of the manifest: name the data set (and its checksums) in ``config``.
+
+    Example:
+      A toy experiment whose run records ``lr × (1, 2)`` (two records), swept over two values:
+
+      >>> import jax.numpy as jnp
+      >>> toy = Experiment(
+      ...     name="toy",
+      ...     config={"records": 2},
+      ...     make_cell=lambda names: lambda key, v: {"loss": v["lr"] * jnp.arange(1.0, 3.0)},
+      ...     allowed_axes={"lr": "numeric"},
+      ...     steps=(0, 1),
+      ... )
+      >>> res = run_sweep(SweepSpec(axes={"lr": (0.5, 2.0)}, seeds=1), toy, progress=False)
+      >>> res.data["loss"][:, 0].tolist()  # (lr, seed, record) -> seed 0
+      [[0.5, 1.0], [2.0, 4.0]]
     """
 
     name: str
@@ -73,6 +88,15 @@ class SweepSpec:
         ``None``: from ``memory_budget``, else all seeds in one call.
       memory_budget: bytes a chunk may use on one device (estimated from the compiled program).
       group_size: runs trained side by side inside a device (see :func:`local_grid`).
+
+    Example:
+      >>> spec = SweepSpec(axes={"lr": [0.1, 0.2, 0.4], "opt": ["sgd", "adam"]}, seeds=4)
+      >>> spec.axes, spec.names, spec.shape
+      ((('lr', (0.1, 0.2, 0.4)), ('opt', ('sgd', 'adam'))), ('lr', 'opt'), (3, 2))
+      >>> SweepSpec(axes={"lr": [0.1]}, seeds=0)
+      Traceback (most recent call last):
+      ...
+      ValueError: seeds must be a positive integer, got 0
     """
 
     axes: tuple[tuple[str, tuple], ...]
@@ -109,7 +133,33 @@ class SweepSpec:
 
 
 def validate_axes(spec: SweepSpec, experiment: Experiment) -> None:
-    """Raise ``ValueError`` for unknown axis names or values an axis does not allow."""
+    """Raise ``ValueError`` for unknown axis names or values an axis does not allow.
+
+    Args:
+      spec: the grid to check.
+      experiment: its ``allowed_axes`` name each axis: ``"numeric"`` (finite numbers) or a
+        tuple of allowed categorical values.
+
+    Returns:
+      ``None`` if every axis and value is allowed.
+
+    Example:
+      >>> toy = Experiment("toy", {}, make_cell=None,
+      ...                  allowed_axes={"lr": "numeric", "opt": ("sgd", "adam")})
+      >>> validate_axes(SweepSpec(axes={"lr": [0.1, 1], "opt": ["adam"]}, seeds=1), toy)
+      >>> validate_axes(SweepSpec(axes={"opt": ["lbfgs"]}, seeds=1), toy)
+      Traceback (most recent call last):
+      ...
+      ValueError: axis 'opt' takes values in ('sgd', 'adam'), got ['lbfgs']
+      >>> validate_axes(SweepSpec(axes={"lr": [float("nan")]}, seeds=1), toy)
+      Traceback (most recent call last):
+      ...
+      ValueError: axis 'lr' takes finite numbers, got [nan]
+      >>> validate_axes(SweepSpec(axes={"wd": [0.0]}, seeds=1), toy)
+      Traceback (most recent call last):
+      ...
+      ValueError: unknown axis 'wd' for experiment 'toy'; allowed: ['lr', 'opt']
+    """
     for name, values in spec.axes:
         if name not in experiment.allowed_axes:
             raise ValueError(
@@ -150,6 +200,26 @@ def local_grid(spec: SweepSpec, experiment: Experiment):
     (``lax.map`` over groups, ``vmap`` inside a group): each group's activations then stay near
     the caches for the whole run, where one ``vmap`` over every run streams all of them through
     memory at every step (3× slower on a CPU; see ``benchmarks/RESULTS.md``).
+
+    Args:
+      spec: the grid (its ``group_size`` sets the runs per group).
+      experiment: what each run computes.
+
+    Returns:
+      ``run(seed_indices, axis_values[, data])``, not jitted (:func:`chunk_function` jits it).
+
+    Example:
+      Runs that record ``lr × (1, 2)``: the output has axes ``(seed, lr, record)``.
+
+      >>> import jax, jax.numpy as jnp
+      >>> toy = Experiment("toy", {}, allowed_axes={"lr": "numeric"}, steps=(0, 1),
+      ...                  make_cell=lambda names: lambda key, v: {
+      ...                      "loss": v["lr"] * jnp.arange(1.0, 3.0)})
+      >>> spec = SweepSpec(axes={"lr": (1.0, 2.0, 3.0)}, seeds=2, group_size=2)
+      >>> run = jax.jit(local_grid(spec, toy))
+      >>> out = run(jnp.arange(2, dtype=jnp.uint32), {"lr": jnp.array([1.0, 2.0, 3.0])})
+      >>> out["loss"].shape, out["loss"][1].tolist()
+      ((2, 3, 2), [[1.0, 2.0], [2.0, 4.0], [3.0, 6.0]])
     """
     cell = experiment.make_cell(spec.names)
 
@@ -185,9 +255,26 @@ def chunk_function(spec: SweepSpec, experiment: Experiment, devices=None):
     the single-device program in the last bits; dispatching the one program keeps a seed's
     result bitwise independent of the device count for a given per-device chunk.)
 
+    Args:
+      spec: the grid.
+      experiment: what each run computes.
+      devices: the devices a chunk is split over (default: ``jax.local_devices()``).
+
     Returns:
       ``(program, devices)``; ``program(seed_indices, axis_values[, data])`` as in
       :func:`local_grid`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> toy = Experiment("toy", {}, allowed_axes={"lr": "numeric"}, steps=(0,),
+      ...                  make_cell=lambda names: lambda key, v: {"loss": v["lr"] * jnp.ones(1)})
+      >>> spec = SweepSpec(axes={"lr": (0.5, 1.5)}, seeds=3)
+      >>> program, devices = chunk_function(spec, toy, devices=jax.devices("cpu")[:1])
+      >>> len(devices)
+      1
+      >>> out = program(jnp.arange(3, dtype=jnp.uint32), {"lr": jnp.array([0.5, 1.5])})
+      >>> out["loss"].shape, out["loss"][0, :, 0].tolist()  # (seed, lr, record)
+      ((3, 2, 1), [0.5, 1.5])
     """
     devices = list(devices if devices is not None else jax.local_devices())
     return jax.jit(local_grid(spec, experiment)), devices
@@ -221,6 +308,33 @@ def choose_chunk_size(spec: SweepSpec, experiment: Experiment, program, n_device
 
     The estimate compiles the per-device program for one seed: XLA's temporary bytes (one group
     of runs is live at a time) plus the outputs per seed, from ``jax.eval_shape``.
+
+    Args:
+      spec: its ``chunk_size``, else its ``memory_budget`` (bytes per device), else all seeds.
+      experiment: what each run computes (its ``data`` counts against the budget).
+      program: the jitted program of :func:`chunk_function`.
+      n_devices: devices a chunk is split over.
+
+    Returns:
+      The seeds per chunk, a multiple of ``n_devices``, at most ``spec.seeds`` rounded up.
+
+    Raises:
+      ValueError: not even one seed per device fits ``memory_budget``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> toy = Experiment("toy", {}, allowed_axes={"lr": "numeric"}, steps=(0,),
+      ...                  make_cell=lambda names: lambda key, v: {"loss": v["lr"] * jnp.ones(1)})
+      >>> def chunk(**kw):
+      ...     spec = SweepSpec(axes={"lr": (0.1, 0.2)}, seeds=5, **kw)
+      ...     program, _ = chunk_function(spec, toy)
+      ...     return choose_chunk_size(spec, toy, program, n_devices=2)
+      >>> chunk(chunk_size=3), chunk(), chunk(memory_budget=2**30)  # given; all; all fit
+      (4, 6, 6)
+      >>> chunk(memory_budget=1)  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      ValueError: memory_budget=1 bytes is too small for one seed per device: ...
     """
     if spec.chunk_size is not None:
         return _round_up(spec.chunk_size, n_devices)
@@ -303,6 +417,15 @@ class SweepResults:
       data: name → array with axes ``(*grid, seed, record, ...)``.
       config: the experiment's settings.
       total_seeds: the seeds the sweep asked for (more than ``len(seeds)`` while unfinished).
+
+    Example:
+      Two of four seeds finished, one ``lr`` axis, two records:
+
+      >>> res = SweepResults(axes=(("lr", (0.1, 0.2)),), seeds=np.array([0, 2]),
+      ...                    steps=np.array([0, 10]), data={"loss": np.ones((2, 2, 2))},
+      ...                    config={}, total_seeds=4)
+      >>> res.dims, res.missing_seeds.tolist()
+      (('lr', 'seed', 'record'), [1, 3])
     """
 
     axes: tuple
@@ -326,6 +449,25 @@ class SweepResults:
         :func:`~jaxprecond.stats.summarize_trajectories`.
 
         A seed whose trajectory holds a NaN or inf counts as diverged and is excluded.
+
+        Args:
+          metric: a key of ``data`` with axes ``(*grid, seed, record)``.
+          final: summarise the last record only (else every record).
+          bootstrap: bootstrap resamples for the interval (0: Student-t).
+
+        Returns:
+          A :class:`~jaxprecond.stats.SeedSummary` of shape ``grid`` (``(*grid, record)`` if
+          not ``final``).
+
+        Example:
+          >>> loss = np.array([[[4.0, 1.0], [4.0, 3.0]], [[2.0, 2.0], [2.0, 4.0]]])
+          >>> res = SweepResults(axes=(("lr", (0.1, 0.2)),), seeds=np.arange(2),
+          ...                    steps=np.array([0, 10]), data={"loss": loss}, config={},
+          ...                    total_seeds=2)
+          >>> res.summary("loss").mean.tolist()  # final records: (1, 3) and (2, 4)
+          [2.0, 3.0]
+          >>> res.summary("loss", final=False).mean.tolist()
+          [[4.0, 2.0], [2.0, 3.0]]
         """
         values = self.data[metric]
         if values.ndim != len(self.dims):
@@ -335,7 +477,24 @@ class SweepResults:
         )
 
     def to_xarray(self):
-        """An ``xarray.Dataset`` with dims ``(*axes, seed, step[, component])``."""
+        """An ``xarray.Dataset`` with dims ``(*axes, seed, step[, component])``.
+
+        Returns:
+          The dataset: one variable per metric, coordinates the axis values, seeds and steps,
+          and the config as JSON in ``attrs["config"]``.
+
+        Example:
+          >>> res = SweepResults(axes=(("lr", (0.1, 0.2)),), seeds=np.arange(3),
+          ...                    steps=np.array([0, 10]),
+          ...                    data={"loss": np.arange(12.0).reshape(2, 3, 2),
+          ...                          "energy": np.zeros((2, 3, 2, 4))},
+          ...                    config={"dx": 4}, total_seeds=3)
+          >>> ds = res.to_xarray()
+          >>> dict(ds.sizes)
+          {'lr': 2, 'seed': 3, 'step': 2, 'energy_component': 4}
+          >>> float(ds["loss"].sel(lr=0.2, seed=1, step=10)), ds.attrs["config"]
+          (9.0, '{"dx": 4}')
+        """
         import xarray as xr
 
         coords = {n: list(v) for n, v in self.axes}
@@ -348,7 +507,25 @@ class SweepResults:
         return xr.Dataset(variables, coords=coords, attrs={"config": json.dumps(self.config)})
 
     def to_dataframe(self):
-        """A long ``pandas.DataFrame`` of the final value of every scalar metric per seed."""
+        """A long ``pandas.DataFrame`` of the final value of every scalar metric per seed.
+
+        Returns:
+          One row per grid point and seed: a column per axis, ``seed``, and a column per scalar
+          metric (metrics with extra component axes are left out).
+
+        Example:
+          >>> res = SweepResults(axes=(("lr", (0.1, 0.2)),), seeds=np.arange(2),
+          ...                    steps=np.array([0, 10]),
+          ...                    data={"loss": np.arange(8.0).reshape(2, 2, 2),
+          ...                          "energy": np.zeros((2, 2, 2, 4))},
+          ...                    config={}, total_seeds=2)
+          >>> print(res.to_dataframe())
+              lr  seed  loss
+          0  0.1     0   1.0
+          1  0.1     1   3.0
+          2  0.2     0   5.0
+          3  0.2     1   7.0
+        """
         import pandas as pd
 
         index = pd.MultiIndex.from_product(
@@ -369,7 +546,34 @@ def _to_grid_major(tree, n_axes: int) -> dict:
 
 
 def load_sweep(directory) -> SweepResults:
-    """Read every chunk of a run folder, complete or partial, into :class:`SweepResults`."""
+    """Read every chunk of a run folder, complete or partial, into :class:`SweepResults`.
+
+    Args:
+      directory: a run folder written by :func:`run_sweep`.
+
+    Returns:
+      :class:`SweepResults` of the seeds whose chunks are there, in seed order.
+
+    Raises:
+      FileNotFoundError: no manifest, or no finished chunk yet.
+
+    Example:
+      >>> import tempfile
+      >>> import jax.numpy as jnp
+      >>> toy = Experiment("toy", {"a": 1}, allowed_axes={"lr": "numeric"}, steps=(0,),
+      ...                  make_cell=lambda names: lambda key, v: {"loss": v["lr"] * jnp.ones(1)})
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     _ = run_sweep(SweepSpec(axes={"lr": (0.5, 1.5)}, seeds=3, chunk_size=2), toy,
+      ...                   out=d, progress=False)
+      ...     res = load_sweep(d)
+      ...     try:
+      ...         load_sweep(Path(d) / "chunks")
+      ...     except FileNotFoundError:
+      ...         print("not a run folder")
+      not a run folder
+      >>> res.seeds.tolist(), res.data["loss"][:, :, 0].tolist(), res.config
+      ([0, 1, 2], [[0.5, 0.5, 0.5], [1.5, 1.5, 1.5]], {'a': 1})
+    """
     directory = Path(directory)
     if not (directory / MANIFEST).exists():
         raise FileNotFoundError(f"{directory} is not a sweep run folder ({MANIFEST} missing)")
@@ -422,6 +626,30 @@ def run_sweep(
     Returns:
       :class:`SweepResults` of all seeds (process 0, or a single process); ``None`` on the other
       processes of a multi-process run.
+
+    Example:
+      Each run records its seed's uniform draw times ``lr``; a run folder is resumed, and
+      refused to a sweep with another configuration:
+
+      >>> import tempfile
+      >>> import jax, jax.numpy as jnp
+      >>> toy = Experiment("toy", {}, allowed_axes={"lr": "numeric"}, steps=(0,),
+      ...                  make_cell=lambda names: lambda key, v: {
+      ...                      "u": v["lr"] * jax.random.uniform(key, (1,))})
+      >>> spec = SweepSpec(axes={"lr": (1.0, 2.0)}, seeds=3, chunk_size=2)
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     res = run_sweep(spec, toy, out=d, progress=False)
+      ...     again = run_sweep(spec, toy, out=d, progress=False)  # every chunk is there
+      ...     try:
+      ...         run_sweep(dataclasses.replace(spec, seeds=4), toy, out=d, progress=False)
+      ...     except ValueError as error:
+      ...         print(str(error).split("(")[1])
+      differs in: seeds); use another folder
+      >>> u = res.data["u"]
+      >>> u.shape, res.seeds.tolist(), len(set(u[0, :, 0].tolist()))  # (lr, seed, record)
+      ((2, 3, 1), [0, 1, 2], 3)
+      >>> bool(np.allclose(u[1], 2 * u[0])), np.array_equal(u, again.data["u"])
+      (True, True)
     """
     validate_axes(spec, experiment)
     process_index = jax.process_index() if process_index is None else process_index

@@ -117,7 +117,28 @@ def transfer_axes(case: str, direction: str, *, dx: int, k: int) -> np.ndarray:
 
 
 def transfer_spectrum(spectrum: Spectrum, axes) -> Spectrum:
-    """``spectrum`` with its teacher moved to the eigenvectors ``axes`` (same ``Σ``)."""
+    """``spectrum`` with its teacher moved to the eigenvectors ``axes`` (same ``Σ``).
+
+    Args:
+      spectrum: a :class:`~jaxprecond.data.Spectrum` (unstacked).
+      axes: ``(k,)`` indices of the eigenvectors the new teacher lies on
+        (:func:`transfer_axes`).
+
+    Returns:
+      The spectrum with ``teacher_basis = eigenvectors[:, axes]``; eigenvalues and
+      eigenvectors unchanged.
+
+    Example:
+      High→Low moves Case High's teacher from the large eigenvalue to the first small one:
+
+      >>> from jaxprecond.data import case_spectrum
+      >>> high = case_spectrum("high", dx=3)
+      >>> moved = transfer_spectrum(high, transfer_axes("high", "low", dx=3, k=1))
+      >>> high.teacher_basis[:, 0].tolist(), moved.teacher_basis[:, 0].tolist()
+      ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0])
+      >>> moved.eigenvalues.tolist() == high.eigenvalues.tolist()
+      True
+    """
     return spectrum._replace(teacher_basis=spectrum.eigenvectors[:, np.asarray(axes)])
 
 
@@ -137,6 +158,18 @@ class TransferConfig:
         ``"dual"``.
       others: as :class:`~jaxprecond.noise.NoiseConfig` (``powers``, ``seeds``, ``steps``, …;
         ``preconditioner`` ``"covariance_power"`` or ``"adahessian"``).
+
+    Example:
+      >>> cfg = TransferConfig(pairs="high_to_low", powers=[0, 1], dx=4)
+      >>> cfg.pairs, cfg.labels, cfg.cases, cfg.powers
+      ((('high', 'low'),), ('high_to_low',), ('high',), (0, 1))
+      >>> cfg.stage1.cases, cfg.stage1.snrs, cfg.stage1.dx  # stage 1: the noise experiment
+      (('high', 'low'), (1.0,), 4)
+      >>> TransferConfig(pairs=[("high", "low")], dx=4, k=3)
+      Traceback (most recent call last):
+      ...
+      ValueError: a transfer to the other direction needs 2k <= dx (k eigen-directions of each \
+size), got k=3, dx=4
     """
 
     pairs: tuple[tuple[str, str], ...] = PAIRS
@@ -177,7 +210,23 @@ class TransferConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad setting."""
+        """Raise ``ValueError`` naming the first bad setting.
+
+        Called on construction (and by ``dataclasses.replace``); the settings shared with
+        stage 1 are checked by :meth:`~jaxprecond.noise.NoiseConfig.validate`.
+
+        Example:
+          >>> cfg = TransferConfig(dx=4)
+          >>> cfg.validate()  # every setting is fine: nothing raised
+          >>> dataclasses.replace(cfg, ridge=0.0)
+          Traceback (most recent call last):
+          ...
+          ValueError: ridge must be a positive number, got 0.0
+          >>> dataclasses.replace(cfg, steps=150)  # log_every is 100
+          Traceback (most recent call last):
+          ...
+          ValueError: steps=150 must be a multiple of log_every=100
+        """
         if not self.pairs:
             raise ValueError("pairs must be non-empty")
         if len(set(self.pairs)) != len(self.pairs):
@@ -227,9 +276,25 @@ TRANSFER_PRESETS = {
 def stage_spectra(config: TransferConfig) -> tuple[Spectrum, Spectrum]:
     """Stage-1 spectra per case and stage-2 spectra per ``(case, direction)``.
 
+    Args:
+      config: the experiment's settings (``dx``, ``k``, ``scale``, ``rotate``, dtype).
+
     Returns:
       ``(stage1, stage2)``: stage 1 stacked over ``CASES``, stage 2 over ``CASES`` ×
       ``DIRECTIONS`` (leading axes ``(2,)`` and ``(2, 2)``).
+
+    Example:
+      The axis each teacher lies on, for ``dx = 4``: Case High's teacher on axis 0 (its large
+      eigenvalue), Case Low's on axis 3 (its small one); stage 2 as :func:`transfer_axes`:
+
+      >>> stage_spectra_jit = jax.jit(stage_spectra, static_argnums=0)  # one compilation
+      >>> stage1, stage2 = stage_spectra_jit(TransferConfig(dx=4))
+      >>> stage1.teacher_basis.shape, stage2.teacher_basis.shape
+      ((2, 4, 1), (2, 2, 4, 1))
+      >>> np.argmax(stage1.teacher_basis[..., 0], -1).tolist()  # case
+      [0, 3]
+      >>> np.argmax(stage2.teacher_basis[..., 0], -1).tolist()  # case × (high, low)
+      [[0, 1], [2, 3]]
     """
     stage1 = spectra(config.stage1)
     per_case = []
@@ -257,6 +322,25 @@ def refit_head(params, task, *, config: TransferConfig):
     Returns:
       ``(head_params, train_mse, test_mse)``: ``params`` with the fitted ``W2``, ``b2``, and the
       plain MSEs on the stage-2 train and test sets.
+
+    Example:
+      With ``W1 = I``, ``b1 = 0`` the features of non-negative inputs are the inputs, so a
+      target ``2·x₀ − x₁ + 1`` is fitted exactly by a nearly unpenalised head:
+
+      >>> from jaxprecond.data import Task
+      >>> params = {"W1": np.eye(2, dtype=np.float32), "b1": np.zeros(2, np.float32),
+      ...           "W2": np.zeros(2, np.float32), "b2": np.float32(0)}
+      >>> x = np.array([[0, 1], [1, 0], [2, 1], [3, 2], [1, 3], [2, 2]], np.float32)
+      >>> y = 2 * x[:, 0] - x[:, 1] + 1
+      >>> task = Task(x[:4], y[:4], x[4:], y[4:], beta=np.ones(2, np.float32))
+      >>> fit = jax.jit(refit_head, static_argnames="config")  # one compilation
+      >>> head, train_mse, test_mse = fit(params, task, config=TransferConfig(ridge=1e-8))
+      >>> [round(float(w), 3) for w in head["W2"]], round(float(head["b2"]), 3)
+      ([2.0, -1.0], 1.0)
+      >>> round(float(train_mse), 4), round(float(test_mse), 4)
+      (0.0, 0.0)
+      >>> np.array_equal(head["W1"], params["W1"]), np.array_equal(head["b1"], params["b1"])
+      (True, True)
     """
     precision = PRECISIONS[config.precision]
     features = hidden(params, task.x_train, precision)
@@ -358,6 +442,24 @@ def transfer_experiment(config: TransferConfig) -> Experiment:
     Sweepable axes: ``case`` (the stage-1 case), ``p``, ``snr``, ``learning_rate`` and
     ``weight_decay``; an axis left out takes the config's value (``case``: the first case of
     the pairs, ``p``: the first power). Each run records one step: the last.
+
+    Args:
+      config: the experiment's settings (recorded as the experiment's ``config``).
+
+    Returns:
+      The :class:`~jaxprecond.sweep.Experiment`; its cell returns the dict of
+      :func:`simulate_transfer`.
+
+    Example:
+      >>> cfg = TransferConfig(pairs="high_to_low", seeds=1, steps=4, log_every=2, dx=3, dh=4,
+      ...                      n=24, n_train=16)
+      >>> exp = transfer_experiment(cfg)
+      >>> exp.name, exp.steps, sorted(exp.allowed_axes)
+      ('transfer', (3,), ['case', 'learning_rate', 'p', 'snr', 'weight_decay'])
+      >>> cell = exp.make_cell(("p",))  # case: "high", the pairs' only stage-1 case
+      >>> out = jax.eval_shape(cell, jax.random.key(0), {"p": jnp.float32(1.0)})  # no compiling
+      >>> sorted(out)[:4], out["to_low_test_mse"].shape
+      (['stage1_alignment', 'stage1_test_mse', 'stage1_train_loss', 'to_high_alignment'], (1,))
     """
 
     def make_cell(names):
@@ -412,6 +514,15 @@ class TransferResults:
       stage1_alignment: ``(pair, p, seed)`` energy fraction of the first layer along the stage-1
         teacher.
       transfer_alignment: ``(pair, p, seed)`` the same along the stage-2 teacher.
+
+    Example:
+      Results of two pairs × two powers × three seeds, built by hand:
+
+      >>> cfg = TransferConfig(pairs=["high_to_low", "low_to_high"], powers=(0.0, 1.0), seeds=3)
+      >>> mse = np.array([[[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]], [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]]])
+      >>> res = TransferResults(cfg, mse, mse / 2, *[np.ones((2, 2, 3))] * 4)
+      >>> res.transfer_test_mse.shape, res.config.labels
+      ((2, 2, 3), ('high_to_low', 'low_to_high'))
     """
 
     config: TransferConfig
@@ -424,7 +535,29 @@ class TransferResults:
 
     def summary(self, metric: str = "transfer_test_mse") -> SeedSummary:
         """Seed statistics of ``metric``, shape ``(pair, p)``; non-finite seeds are excluded and
-        reported with a :class:`~jaxprecond.stats.DivergenceWarning`."""
+        reported with a :class:`~jaxprecond.stats.DivergenceWarning`.
+
+        Args:
+          metric: one of :data:`METRICS`.
+
+        Returns:
+          A :class:`~jaxprecond.stats.SeedSummary` with fields of shape ``(pair, p)``.
+
+        Example:
+          >>> import warnings
+          >>> cfg = TransferConfig(pairs="high_to_low", powers=(0.0, 1.0), seeds=3)
+          >>> mse = np.array([[[1.0, 2.0, 3.0], [0.5, np.nan, 0.5]]])  # one seed diverged
+          >>> res = TransferResults(cfg, mse, *[np.ones((1, 2, 3))] * 5)
+          >>> with warnings.catch_warnings(record=True) as caught:
+          ...     warnings.simplefilter("always")
+          ...     s = res.summary()
+          >>> s.mean.tolist(), s.n_diverged.tolist(), caught[0].category.__name__
+          ([[2.0, 0.5]], [[0, 1]], 'DivergenceWarning')
+          >>> res.summary("test_mse")  # doctest: +ELLIPSIS
+          Traceback (most recent call last):
+          ...
+          ValueError: metric must be one of (...), got 'test_mse'
+        """
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
         return summarize_seeds(getattr(self, metric), axis=2, name=metric)
@@ -433,6 +566,23 @@ class TransferResults:
         """Markdown: rows = pairs, columns = p, mean ± 95% CI half-width of ``metric``.
 
         The lowest mean of each row is in bold (for an MSE, the best ``p`` of that pair).
+
+        Args:
+          metric: one of :data:`METRICS`.
+
+        Returns:
+          The Markdown table (no trailing newline).
+
+        Example:
+          >>> cfg = TransferConfig(pairs=["high_to_low", "low_to_high"], powers=(0.0, 1.0),
+          ...                      seeds=3)
+          >>> mse = np.array([[[1.0, 2.0, 3.0], [0.5, 0.5, 0.5]],
+          ...                 [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]]])
+          >>> print(TransferResults(cfg, mse, *[np.ones((2, 2, 3))] * 5).table())
+          | transfer_test_mse | p = 0 | p = 1 |
+          |---|---|---|
+          | High→Low | 2.0000 ± 2.4841 | **0.5000 ± 0.0000** |
+          | Low→High | **1.0000 ± 0.0000** | 2.0000 ± 0.0000 |
         """
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DivergenceWarning)
@@ -457,7 +607,31 @@ class TransferResults:
         return "\n".join(lines)
 
     def report(self) -> str:
-        """The Markdown of ``table.md``: the stage-2 test and train MSE and stage-1 test MSE."""
+        """The Markdown of ``table.md``: the stage-2 test and train MSE and stage-1 test MSE.
+
+        Returns:
+          A header line and three :meth:`table` s, separated by blank lines.
+
+        Example:
+          >>> cfg = TransferConfig(pairs="high_to_low", powers=(0.0, 1.0), seeds=2, steps=200)
+          >>> res = TransferResults(cfg, *[np.ones((1, 2, 2))] * 6)
+          >>> print(res.report())  # doctest: +NORMALIZE_WHITESPACE
+          Forward transfer, covariance_power, 2 seeds, 200 stage-1 steps, SNR 1, ridge λ = 0.001
+          (mean ± 95% CI; bold: best p per pair)
+          <BLANKLINE>
+          | transfer_test_mse | p = 0 | p = 1 |
+          |---|---|---|
+          | High→Low | **1.0000 ± 0.0000** | 1.0000 ± 0.0000 |
+          <BLANKLINE>
+          | transfer_train_mse | p = 0 | p = 1 |
+          |---|---|---|
+          | High→Low | **1.0000 ± 0.0000** | 1.0000 ± 0.0000 |
+          <BLANKLINE>
+          | stage1_test_mse | p = 0 | p = 1 |
+          |---|---|---|
+          | High→Low | **1.0000 ± 0.0000** | 1.0000 ± 0.0000 |
+          <BLANKLINE>
+        """
         seeds = self.transfer_test_mse.shape[-1]
         head = (
             f"Forward transfer, {self.config.preconditioner}, {seeds} seeds, "
@@ -470,7 +644,27 @@ class TransferResults:
         return "\n\n".join(parts) + "\n"
 
     def save(self, directory, *, overwrite: bool = False) -> Path:
-        """Write the run folder (arrays, config, environment, ``table.md``, ``figure.png``)."""
+        """Write the run folder (arrays, config, environment, ``table.md``, ``figure.png``).
+
+        Args:
+          directory: the run folder (created if needed).
+          overwrite: replace existing results instead of refusing (``FileExistsError``).
+
+        Returns:
+          The folder's path; :meth:`load` reads it back.
+
+        Example:
+          >>> import tempfile
+          >>> cfg = TransferConfig(pairs="high_to_low", powers=(0.0, 1.0), seeds=2)
+          >>> res = TransferResults(cfg, *[np.arange(4.0).reshape(1, 2, 2)] * 6)
+          >>> with tempfile.TemporaryDirectory() as d:
+          ...     run = res.save(Path(d) / "run")
+          ...     print(sorted(p.name for p in run.iterdir()))
+          ...     back = TransferResults.load(run)
+          ['arrays.npz', 'config.json', 'environment.json', 'figure.png', 'table.md']
+          >>> back.config == cfg, np.array_equal(back.transfer_test_mse, res.transfer_test_mse)
+          (True, True)
+        """
         arrays = {name: getattr(self, name) for name in METRICS}
         directory = save_run(
             directory, arrays, dataclasses.asdict(self.config), overwrite=overwrite
@@ -557,7 +751,24 @@ def run_transfer(
 
 
 def add_transfer_parser(subparsers) -> argparse.ArgumentParser:
-    """Add ``jaxprecond transfer`` to a subparsers object (:func:`transfer_command` runs it)."""
+    """Add ``jaxprecond transfer`` to a subparsers object (:func:`transfer_command` runs it).
+
+    Args:
+      subparsers: the object ``ArgumentParser.add_subparsers()`` returned.
+
+    Returns:
+      The ``transfer`` subparser; options left out parse as ``None`` (the preset's value).
+
+    Example:
+      >>> parser = argparse.ArgumentParser(prog="jaxprecond")
+      >>> _ = add_transfer_parser(parser.add_subparsers(dest="command"))
+      >>> args = parser.parse_args(["transfer", "--seeds", "2", "--p", "-1", "0",
+      ...                           "--pairs", "high_to_low", "--lr", "0.1"])
+      >>> args.command, args.preset, args.seeds, args.powers, args.pairs, args.learning_rate
+      ('transfer', 'cpu', 2, [-1.0, 0.0], ['high_to_low'], 0.1)
+      >>> args.steps is None, args.no_progress
+      (True, False)
+    """
     p = subparsers.add_parser(
         "transfer",
         help="forward knowledge transfer (paper Sec. 4.3)",
@@ -629,7 +840,29 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
 
 
 def transfer_command(args: argparse.Namespace) -> TransferResults:
-    """Run ``jaxprecond transfer ...``: the experiment, its table printed, the run folder."""
+    """Run ``jaxprecond transfer ...``: the experiment, its table printed, the run folder.
+
+    Args:
+      args: the options parsed by the parser of :func:`add_transfer_parser`; ``args.out``
+        (default ``runs/transfer-<time>``) is the run folder.
+
+    Returns:
+      The :class:`TransferResults`.
+
+    Raises:
+      ValueError: an option makes an invalid :class:`TransferConfig` (before anything runs).
+
+    Example:
+      Even the smallest run compiles for several seconds, so here only the check of the
+      options: 150 steps are not a multiple of the preset's ``log_every``:
+
+      >>> parser = argparse.ArgumentParser(prog="jaxprecond")
+      >>> _ = add_transfer_parser(parser.add_subparsers(dest="command"))
+      >>> transfer_command(parser.parse_args(["transfer", "--steps", "150"]))
+      Traceback (most recent call last):
+      ...
+      ValueError: steps=150 must be a multiple of log_every=100
+    """
     config = transfer_config(args)
     out = args.out or time.strftime("runs/transfer-%Y%m%d-%H%M%S")
     print(
