@@ -62,8 +62,10 @@ def main(argv=None) -> None:
     left.plot(grid, share_large, color="tab:red", label="λ = 10 (1 direction)")
     left.plot(grid, share_small, color="tab:blue", label="λ = 0.1 (9 directions)")
     left.axvline(-1.0, color="grey", lw=0.8, ls=":")
-    left.text(-0.97, 0.5, "p = −1: whitening", color="grey", fontsize=8)
-    left.set(xlabel="p", ylabel="share of tr XᵀΣ^pX", title="Spectral filter λ^(p+1)")
+    left.text(-1.04, 0.5, "p = −1: whitening", color="grey", fontsize=8, ha="right")
+    left.set(
+        xlabel="p", ylabel=r"share of tr $X^T\Sigma^pX$", title=r"Spectral filter $\lambda^{p+1}$"
+    )
     left.legend(fontsize=8)
 
     powers = np.asarray(config.powers)

@@ -33,6 +33,17 @@ def _noise_parser(sub) -> None:
     p.add_argument("--snr", type=float, nargs="+", dest="snrs", help="signal-to-noise ratios")
     p.add_argument("--cases", nargs="+", choices=["high", "low"], help="input-spectrum cases")
     p.add_argument("--lr", type=float, dest="learning_rate", help="learning rate")
+    p.add_argument("--weight-decay", type=float, help="L2 coefficient wd (loss + wd/2N Σ‖W‖²)")
+    p.add_argument("--dx", type=int, help="input dimension")
+    p.add_argument("--dh", type=int, help="hidden width")
+    p.add_argument("--n", type=int, help="points drawn per seed (training + test)")
+    p.add_argument("--n-train", type=int, help="training points (the first n_train of n)")
+    p.add_argument(
+        "--precision",
+        choices=["highest", "high", "default"],
+        help="matmul precision: highest = float32 (the reference arithmetic); default = TF32 on "
+        "NVIDIA GPUs, bfloat16 passes on TPUs",
+    )
     p.add_argument(
         "--normalize",
         choices=["max", "trace"],
@@ -55,6 +66,11 @@ def _noise_parser(sub) -> None:
     )
     p.add_argument("--batch-size", type=int, help="minibatch size (default: full batch)")
     p.add_argument("--chunk-size", type=int, help="seeds per compiled call")
+    p.add_argument(
+        "--group-size",
+        type=int,
+        help="runs vmapped together inside a call (default: 4 on a CPU, up to 4096 elsewhere)",
+    )
     p.add_argument(
         "--rotate", action="store_true", default=None, help="randomly rotate the eigenvectors of Σ"
     )
@@ -118,7 +134,9 @@ def noise_command(args: argparse.Namespace) -> NoiseResults:
     cells = len(config.cases) * len(config.powers) * len(config.snrs)
     print(f"noise grid: {cells} cells x {config.seeds} seeds, {config.steps} steps -> {out}")
     start = time.perf_counter()
-    results = run_noise(config, out=out, progress=not args.no_progress)
+    results = run_noise(
+        config, out=out, progress=not args.no_progress, group_size=args.group_size
+    )
     elapsed = time.perf_counter() - start
     print(results.table())
     print(f"done in {elapsed:.1f} s; results in {out}/ (figure.png, summary.md, arrays.npz)")

@@ -42,9 +42,24 @@ class Spectrum(NamedTuple):
 
     @property
     def covariance(self) -> jax.Array:
-        """The ``(dx, dx)`` covariance ``Q diag(λ) Qᵀ``."""
+        """The ``(dx, dx)`` covariance ``Q diag(λ) Qᵀ`` (``(..., dx, dx)`` for stacked spectra).
+
+        Returns:
+          ``Σ = Q diag(λ) Qᵀ``, symmetric, with eigenvectors the columns of ``Q``.
+
+        Example:
+          >>> import jax.numpy as jnp
+          >>> q = jnp.array([[0.6, -0.8], [0.8, 0.6]])  # a rotation
+          >>> s = Spectrum(jnp.array([10.0, 0.1]), q, q[:, :1])  # the teacher on λ = 10
+          >>> cov, v = np.asarray(s.covariance), np.asarray(s.teacher_basis)
+          >>> bool(np.allclose(cov @ v, 10.0 * v, atol=1e-5)), round(float(np.trace(cov)), 4)
+          (True, 10.1)
+          >>> stack_spectra([s, s]).covariance.shape
+          (2, 2, 2)
+        """
         q = self.eigenvectors
-        return jnp.matmul(q * self.eigenvalues, q.T, precision=jax.lax.Precision.HIGHEST)
+        scaled = q * self.eigenvalues[..., None, :]
+        return jnp.matmul(scaled, jnp.swapaxes(q, -1, -2), precision=jax.lax.Precision.HIGHEST)
 
 
 class Task(NamedTuple):

@@ -195,14 +195,41 @@ class NoiseConfig:
 
     @property
     def dtype(self):
+        """The floating dtype of the runs' arrays.
+
+        Returns:
+          ``jnp.float64`` if ``float64`` is set, else ``jnp.float32``.
+
+        Example:
+          >>> jnp.dtype(NoiseConfig().dtype), jnp.dtype(NoiseConfig(float64=True).dtype)
+          (dtype('float32'), dtype('float64'))
+        """
         return jnp.float64 if self.float64 else jnp.float32
 
     @property
     def records(self) -> int:
+        """Records per run: one every ``log_every`` steps.
+
+        Returns:
+          ``steps // log_every``, the length of each trajectory's record axis.
+
+        Example:
+          >>> NoiseConfig(steps=2_000, log_every=100).records
+          20
+        """
         return self.steps // self.log_every
 
     @property
     def grid_shape(self) -> tuple[int, int, int]:
+        """The shape of the grid of cells, ``(case, p, snr)``.
+
+        Returns:
+          ``(len(cases), len(powers), len(snrs))``.
+
+        Example:
+          >>> NoiseConfig(cases=("low",), powers=(0.0, 0.5, 1.0), snrs=(1.0, 4.0)).grid_shape
+          (1, 3, 2)
+        """
         return len(self.cases), len(self.powers), len(self.snrs)
 
 
@@ -435,13 +462,14 @@ def noise_experiment(config: NoiseConfig) -> Experiment:
     )
 
 
-def noise_sweep_spec(config: NoiseConfig, *, group_size: int = 4) -> SweepSpec:
+def noise_sweep_spec(config: NoiseConfig, *, group_size: int | None = None) -> SweepSpec:
     """The Fig. 1 grid of ``config``: axes case × p × snr, ``config.seeds`` seeds.
 
     Args:
       config: the experiment's settings (``cases``, ``powers``, ``snrs``, ``seeds``,
         ``chunk_size``).
-      group_size: runs trained side by side inside the program.
+      group_size: runs trained side by side inside the program (``None``: 4 on a CPU, 4 096
+        on an accelerator; see :func:`~jaxprecond.sweep.default_group_size`).
 
     Returns:
       A :class:`~jaxprecond.sweep.SweepSpec`.
@@ -622,7 +650,33 @@ class NoiseResults:
 
     @classmethod
     def load(cls, directory) -> NoiseResults:
-        """Read a run folder written by :meth:`save` or, if unfinished, by :func:`run_noise`."""
+        """Read a run folder written by :meth:`save` or, if unfinished, by :func:`run_noise`.
+
+        Args:
+          directory: a folder with ``arrays.npz`` (finished, see :meth:`save`), or a sweep run
+            folder of :func:`run_noise` (its finished chunks are read).
+
+        Returns:
+          :class:`NoiseResults`; for an unfinished run, of the seeds present (``config.seeds``
+          counts them).
+
+        Example:
+          An interrupted run, its last chunk missing (a stand-in cell replaces the training):
+
+          >>> import tempfile
+          >>> cfg = NoiseConfig(cases=("high",), powers=(0.0, 1.0), snrs=(1.0,), seeds=3,
+          ...                   chunk_size=2, steps=20, log_every=10, dx=2)
+          >>> def cell(key, values):  # every record is p + 1
+          ...     r = jnp.full(2, values["p"] + 1.0)
+          ...     return Trajectory(r, r, r, jnp.ones((2, 2)))
+          >>> toy = dataclasses.replace(noise_experiment(cfg), make_cell=lambda names: cell)
+          >>> with tempfile.TemporaryDirectory() as d:
+          ...     _ = run_sweep(noise_sweep_spec(cfg), toy, out=d, progress=False)
+          ...     sorted(Path(d, "chunks").iterdir())[-1].unlink()  # seed 2's chunk
+          ...     r = NoiseResults.load(d)
+          >>> r.config.seeds, r.test_mse[0, :, 0, :, -1].tolist()  # final records, (p, seed)
+          (2, [[1.0, 1.0], [2.0, 2.0]])
+        """
         if not (Path(directory) / ARRAYS).exists() and (Path(directory) / MANIFEST).exists():
             sweep = load_sweep(directory)
             return cls.from_sweep(sweep, NoiseConfig(**sweep.config))
@@ -631,17 +685,56 @@ class NoiseResults:
 
     @classmethod
     def from_sweep(cls, sweep: SweepResults, config: NoiseConfig) -> NoiseResults:
-        """View a case × p × snr sweep as noise results (seeds present: ``sweep.seeds``)."""
+        """View a case × p × snr sweep as noise results (seeds present: ``sweep.seeds``).
+
+        Args:
+          sweep: a sweep with axes ``(case, p, snr)`` and the data of every metric of
+            :data:`METRICS`.
+          config: the experiment's fixed settings; ``cases``, ``powers`` and ``snrs`` are
+            replaced by the sweep's axis values and ``seeds`` by the seeds present.
+
+        Returns:
+          :class:`NoiseResults` holding the sweep's arrays and steps.
+
+        Raises:
+          ValueError: the sweep's axes are not ``(case, p, snr)``.
+
+        Example:
+          Two of four seeds finished:
+
+          >>> cfg = NoiseConfig(seeds=4, steps=20, log_every=10, dx=2)  # 5 p and 5 SNRs
+          >>> mse = np.arange(8.0).reshape(1, 2, 1, 2, 2)  # (case, p, snr, seed, record)
+          >>> data = dict(train_loss=mse, test_mse=mse, alignment=mse,
+          ...             energy=np.full(mse.shape + (2,), 0.5))
+          >>> axes = (("case", ("high",)), ("p", (0.0, 1.0)), ("snr", (1.0,)))
+          >>> sweep = SweepResults(axes, seeds=np.array([0, 1]), steps=np.array([9, 19]),
+          ...                      data=data, config={}, total_seeds=4)
+          >>> r = NoiseResults.from_sweep(sweep, cfg)
+          >>> r.config.seeds, r.config.powers, r.config.snrs  # the sweep's, not cfg's
+          (2, (0.0, 1.0), (1.0,))
+          >>> r.test_mse[0, 1, 0, :, -1].tolist()  # p = 1: final records
+          [5.0, 7.0]
+          >>> NoiseResults.from_sweep(dataclasses.replace(sweep, axes=axes[1:]), cfg)
+          Traceback (most recent call last):
+          ...
+          ValueError: need axes (case, p, snr), got ['p', 'snr']
+        """
         if tuple(n for n, _ in sweep.axes) != ("case", "p", "snr"):
             raise ValueError(f"need axes (case, p, snr), got {[n for n, _ in sweep.axes]}")
-        if len(sweep.seeds) != config.seeds:
-            config = dataclasses.replace(config, seeds=len(sweep.seeds))
+        axes = dict(sweep.axes)
+        config = dataclasses.replace(
+            config,
+            cases=tuple(axes["case"]),
+            powers=tuple(float(p) for p in axes["p"]),
+            snrs=tuple(float(s) for s in axes["snr"]),
+            seeds=len(sweep.seeds),
+        )
         fields = {name: sweep.data[name] for name in METRICS}
         return cls(config=config, steps=np.asarray(sweep.steps), **fields)
 
 
 def run_noise(
-    config: NoiseConfig, *, out=None, progress: bool = True, group_size: int = 4
+    config: NoiseConfig, *, out=None, progress: bool = True, group_size: int | None = None
 ) -> NoiseResults:
     """Run the noise-robustness grid (case × p × SNR) over all seeds, through the sweep engine.
 
@@ -654,7 +747,8 @@ def run_noise(
       config: the experiment's settings.
       out: run folder, or ``None`` to keep the results in memory.
       progress: show a progress bar over chunks.
-      group_size: runs trained side by side inside the program.
+      group_size: runs trained side by side inside the program (``None``: 4 on a CPU, 4 096
+        on an accelerator; see :func:`~jaxprecond.sweep.default_group_size`).
 
     Returns:
       :class:`NoiseResults`.

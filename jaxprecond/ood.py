@@ -158,16 +158,13 @@ class OODConfig:
             "n_val",
             "n_test",
             "group_size",
+            "kfac_refresh",
         ):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.steps % self.log_every:
             raise ValueError(f"steps={self.steps} must be a multiple of log_every={self.log_every}")
-        if isinstance(self.kfac_refresh, bool) or not isinstance(self.kfac_refresh, int):
-            raise ValueError(f"kfac_refresh must be a positive integer, got {self.kfac_refresh!r}")
-        if self.kfac_refresh < 1:
-            raise ValueError(f"kfac_refresh must be a positive integer, got {self.kfac_refresh!r}")
         for name in ("learning_rate", "template_std"):
             value = getattr(self, name)
             if not np.isfinite(value) or value <= 0:
@@ -185,14 +182,25 @@ class OODConfig:
             raise ValueError(f"powers must be finite, got {self.powers!r}")
         if self.normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {self.normalize!r}")
-        if self.chunk_size is not None and (
-            not isinstance(self.chunk_size, int) or self.chunk_size < 1
+        chunk = self.chunk_size
+        if chunk is not None and (
+            not isinstance(chunk, (int, np.integer)) or isinstance(chunk, bool) or chunk < 1
         ):
-            raise ValueError(f"chunk_size must be a positive integer, got {self.chunk_size!r}")
+            raise ValueError(f"chunk_size must be a positive integer, got {chunk!r}")
 
     @property
     def arms(self) -> tuple[str, ...]:
-        """The optimizers, then ``"sigma_p"`` if there are powers."""
+        """The optimizers, then ``"sigma_p"`` if there are powers.
+
+        Returns:
+          ``optimizers``, followed by :data:`SIGMA_P` when ``powers`` is not empty.
+
+        Example:
+          >>> OODConfig(optimizers=("gd", "kfac"), powers=(0.0,)).arms
+          ('gd', 'kfac', 'sigma_p')
+          >>> OODConfig(optimizers=("adam",), powers=()).arms
+          ('adam',)
+        """
         return self.optimizers + ((SIGMA_P,) if self.powers else ())
 
     def lr(self, arm: str) -> float:
@@ -665,6 +673,37 @@ class OODResults:
 
     @classmethod
     def from_sweeps(cls, config: OODConfig, sweeps: dict) -> OODResults:
+        """Gather the finished sweep of every arm.
+
+        Args:
+          config: the settings.
+          sweeps: ``{arm: SweepResults}``, each with one grid axis and the data of every metric
+            of :data:`METRICS`; the steps are the first sweep's.
+
+        Returns:
+          :class:`OODResults` with ``arms[arm][metric]`` the sweep's ``(points, seeds, R)`` array.
+
+        Raises:
+          ValueError: an arm holds fewer than ``config.seeds`` seeds (an unfinished run).
+
+        Example:
+          >>> from jaxprecond.sweep import SweepResults
+          >>> cfg = OODConfig(optimizers=("gd",), powers=(-1.0, 1.0), seeds=2, steps=50)
+          >>> def sweep(axis, acc):  # acc: (points, seeds, records)
+          ...     return SweepResults((axis,), np.arange(acc.shape[1]), np.array([49]),
+          ...                         {metric: acc for metric in METRICS}, {}, total_seeds=2)
+          >>> sweeps = {"gd": sweep(("learning_rate", (0.01,)), np.full((1, 2, 1), 0.5)),
+          ...           "sigma_p": sweep(("p", (-1.0, 1.0)), np.array([[[0.2], [0.4]],
+          ...                                                         [[0.8], [1.0]]]))}
+          >>> results = OODResults.from_sweeps(cfg, sweeps)
+          >>> results.steps.tolist(), results.arms["sigma_p"]["noise_acc"][:, :, -1].tolist()
+          ([49], [[0.2, 0.4], [0.8, 1.0]])
+          >>> sweeps["gd"] = sweep(("learning_rate", (0.01,)), np.full((1, 1, 1), 0.5))
+          >>> OODResults.from_sweeps(cfg, sweeps)
+          Traceback (most recent call last):
+          ...
+          ValueError: arm 'gd' has 1 of 2 seeds; resume the run
+        """
         steps = next(iter(sweeps.values())).steps
         arms = {}
         for arm, sweep in sweeps.items():
@@ -677,7 +716,36 @@ class OODResults:
 
     @classmethod
     def load(cls, directory) -> OODResults:
-        """Read a run folder written by :func:`run_ood` (every arm finished)."""
+        """Read a run folder written by :func:`run_ood` (every arm finished).
+
+        Args:
+          directory: the run folder: ``config.json`` and one sweep folder per arm.
+
+        Returns:
+          :class:`OODResults` (see :meth:`from_sweeps`).
+
+        Raises:
+          ValueError: an arm's sweep is unfinished.
+
+        Example:
+          A run folder written by hand, with a stand-in cell (every accuracy 0.5) per arm:
+
+          >>> import tempfile
+          >>> cfg = OODConfig(dataset="synthetic", optimizers=("gd",), powers=(-1.0, 1.0),
+          ...                 seeds=2, steps=20, log_every=10)
+          >>> toy = Experiment("toy", {}, allowed_axes={"p": "numeric", "learning_rate": "numeric"},
+          ...                  make_cell=lambda names: lambda key, v: {
+          ...                      metric: jnp.full(2, 0.5) for metric in METRICS}, steps=(9, 19))
+          >>> with tempfile.TemporaryDirectory() as d:
+          ...     _ = Path(d, "config.json").write_text(json.dumps(dataclasses.asdict(cfg)))
+          ...     for arm in cfg.arms:
+          ...         _ = run_sweep(ood_spec(arm, cfg), toy, out=Path(d, arm), progress=False)
+          ...     results = OODResults.load(d)
+          >>> results.config == cfg, results.steps.tolist()
+          (True, [9, 19])
+          >>> results.arms["sigma_p"]["val_acc"].shape  # (powers, seeds, records)
+          (2, 2, 2)
+        """
         directory = Path(directory)
         config = OODConfig(**_config_from_json(json.loads((directory / "config.json").read_text())))
         sweeps = {arm: load_sweep(directory / arm) for arm in config.arms}

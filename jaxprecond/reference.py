@@ -89,6 +89,15 @@ class Comparison:
 
     @property
     def ok(self) -> bool:
+        """Whether the comparison passed.
+
+        Returns:
+          ``True`` if ``deviation`` is finite and at most ``tolerance`` (the bound included).
+
+        Example:
+          >>> Comparison("loss", 1e-5, 1e-5).ok, Comparison("loss", float("inf"), 1.0).ok
+          (True, False)
+        """
         return bool(np.isfinite(self.deviation) and self.deviation <= self.tolerance)
 
 

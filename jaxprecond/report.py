@@ -112,7 +112,7 @@ def load_sweep_file(path):
         seeds=doc.get("seeds", config.seeds),
         chunk_size=doc.get("chunk_size"),
         memory_budget=doc.get("memory_budget"),
-        group_size=doc.get("group_size", 4),
+        group_size=doc.get("group_size"),
     )
     return spec, make_experiment(config), doc.get("out")
 

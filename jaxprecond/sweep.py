@@ -18,7 +18,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import jax
@@ -77,6 +77,26 @@ class Experiment:
     data: object = None
 
 
+def default_group_size(backend: str | None = None) -> int:
+    """Runs trained side by side by default: 4 on a CPU (cache-sized), 4 096 on an accelerator.
+
+    On a CPU a small group keeps its activations in cache (3× faster than one wide ``vmap``,
+    ``benchmarks/RESULTS.md``); a GPU or TPU needs thousands of runs at once to be busy.
+
+    Args:
+      backend: ``"cpu"``, ``"gpu"``, ``"tpu"``...; ``None``: ``jax.default_backend()``.
+
+    Returns:
+      The group size.
+
+    Example:
+      >>> default_group_size("cpu"), default_group_size("gpu")
+      (4, 4096)
+    """
+    backend = jax.default_backend() if backend is None else backend
+    return 4 if backend == "cpu" else 4096
+
+
 @dataclasses.dataclass(frozen=True)
 class SweepSpec:
     """The grid and the seed axis of a sweep.
@@ -87,7 +107,8 @@ class SweepSpec:
       chunk_size: seeds per compiled call (rounded up to a multiple of the local device count);
         ``None``: from ``memory_budget``, else all seeds in one call.
       memory_budget: bytes a chunk may use on one device (estimated from the compiled program).
-      group_size: runs trained side by side inside a device (see :func:`local_grid`).
+      group_size: runs trained side by side inside a device (see :func:`local_grid`);
+        ``None``: :func:`default_group_size` of the default backend.
 
     Example:
       >>> spec = SweepSpec(axes={"lr": [0.1, 0.2, 0.4], "opt": ["sgd", "adam"]}, seeds=4)
@@ -97,17 +118,28 @@ class SweepSpec:
       Traceback (most recent call last):
       ...
       ValueError: seeds must be a positive integer, got 0
+      >>> SweepSpec(axes={"opt": "sgd"}, seeds=1)
+      Traceback (most recent call last):
+      ...
+      ValueError: axis 'opt' needs a sequence of values, got the string 'sgd'
     """
 
     axes: tuple[tuple[str, tuple], ...]
     seeds: int
     chunk_size: int | None = None
     memory_budget: int | None = None
-    group_size: int = 4
+    group_size: int | None = None
 
     def __post_init__(self):
         axes = self.axes.items() if isinstance(self.axes, Mapping) else self.axes
+        axes = tuple(axes)
+        for name, values in axes:
+            if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+                what = "the string " if isinstance(values, str) else ""
+                raise ValueError(f"axis {name!r} needs a sequence of values, got {what}{values!r}")
         object.__setattr__(self, "axes", tuple((str(n), tuple(v)) for n, v in axes))
+        if self.group_size is None:
+            object.__setattr__(self, "group_size", default_group_size())
         if not self.axes:
             raise ValueError("the grid needs at least one axis")
         names = [n for n, _ in self.axes]
@@ -125,10 +157,30 @@ class SweepSpec:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The axis names in grid order.
+
+        Returns:
+          A tuple of names, one per axis.
+
+        Example:
+          >>> SweepSpec(axes={"snr": [1.0, 4.0], "case": ["high"]}, seeds=2).names
+          ('snr', 'case')
+        """
         return tuple(n for n, _ in self.axes)
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The grid's shape: the number of values of each axis, in grid order.
+
+        Returns:
+          A tuple of lengths, one per axis (the seeds not included).
+
+        Example:
+          >>> spec = SweepSpec(axes={"snr": [1.0, 4.0], "case": ["high"], "p": [-1, 0, 1]},
+          ...                  seeds=2)
+          >>> spec.shape, math.prod(spec.shape) * spec.seeds  # and the runs of the sweep
+          ((2, 1, 3), 12)
+        """
         return tuple(len(v) for _, v in self.axes)
 
 
@@ -178,7 +230,24 @@ def validate_axes(spec: SweepSpec, experiment: Experiment) -> None:
 
 
 def axis_arrays(spec: SweepSpec, experiment: Experiment) -> dict:
-    """Each axis's values as an array: numbers as floats, categories as their indices."""
+    """Each axis's values as an array: numbers as floats, categories as their indices.
+
+    Args:
+      spec: the grid.
+      experiment: the experiment, whose ``allowed_axes`` say which axes are categorical.
+
+    Returns:
+      ``{name: (len(values),) array}``, float32 (float64 with ``experiment.float64``) for a
+      numeric axis, int32 indices into the allowed values for a categorical one.
+
+    Example:
+      >>> toy = Experiment(name="toy", config={}, make_cell=None, steps=(0,),
+      ...                  allowed_axes={"lr": "numeric", "opt": ("sgd", "adam")})
+      >>> spec = SweepSpec(axes={"lr": [0.1, 0.2], "opt": ["adam"]}, seeds=1)
+      >>> arrays = axis_arrays(spec, toy)
+      >>> arrays["lr"].dtype, arrays["opt"].tolist()
+      (dtype('float32'), [1])
+    """
     dtype = jnp.float64 if experiment.float64 else jnp.float32
     arrays = {}
     for name, values in spec.axes:
@@ -283,8 +352,25 @@ def chunk_function(spec: SweepSpec, experiment: Experiment, devices=None):
 def run_chunk(program, devices, seed_indices, axis_values, data=None):
     """Run one chunk: seed slices dispatched to their devices, results gathered to the host.
 
-    ``data``: ``None``, or one copy of the experiment's data per device (``device_put`` once
-    per sweep, not per chunk).
+    Args:
+      program, devices: from :func:`chunk_function`.
+      seed_indices: ``(S,)`` seed indices, ``S`` a multiple of ``len(devices)``.
+      axis_values: from :func:`axis_arrays`.
+      data: ``None``, or one copy of the experiment's data per device (``device_put`` once
+        per sweep, not per chunk).
+
+    Returns:
+      The program's output pytree as NumPy arrays, leading axes ``(S, *grid)``.
+
+    Example:
+      >>> import jax.numpy as jnp, numpy as np
+      >>> toy = Experiment(name="toy", config={}, steps=(0,), allowed_axes={"lr": "numeric"},
+      ...                  make_cell=lambda names: lambda key, v: {"x": v["lr"] * jnp.ones(1)})
+      >>> spec = SweepSpec(axes={"lr": [1.0, 2.0]}, seeds=2)
+      >>> program, devices = chunk_function(spec, toy)
+      >>> out = run_chunk(program, devices[:1], np.arange(2), axis_arrays(spec, toy))
+      >>> out["x"].shape, out["x"][0, :, 0].tolist()
+      ((2, 2, 1), [1.0, 2.0])
     """
     slices = np.split(np.asarray(seed_indices), len(devices))
     copies = [()] * len(devices) if data is None else [(d,) for d in data]
@@ -357,7 +443,7 @@ def choose_chunk_size(spec: SweepSpec, experiment: Experiment, program, n_device
     return min(int(fit) * n_devices, _round_up(spec.seeds, n_devices))
 
 
-def manifest_identity(spec: SweepSpec, experiment: Experiment) -> dict:
+def _manifest_identity(spec: SweepSpec, experiment: Experiment) -> dict:
     """What must match for a run folder to be resumed (the chunk size is checked apart)."""
     return json.loads(
         json.dumps(
@@ -373,7 +459,7 @@ def manifest_identity(spec: SweepSpec, experiment: Experiment) -> dict:
     )
 
 
-def read_manifest(directory, identity: dict) -> dict | None:
+def _read_manifest(directory, identity: dict) -> dict | None:
     """The manifest of ``directory`` if it exists; ``ValueError`` if it is another run's."""
     path = Path(directory) / MANIFEST
     if not path.exists():
@@ -388,7 +474,7 @@ def read_manifest(directory, identity: dict) -> dict | None:
     return existing
 
 
-def create_run_dir(directory, identity: dict, chunk_size: int) -> Path:
+def _create_run_dir(directory, identity: dict, chunk_size: int) -> Path:
     """Write the manifest of a new run folder."""
     directory = Path(directory)
     (directory / CHUNKS).mkdir(parents=True, exist_ok=True)
@@ -402,7 +488,7 @@ def create_run_dir(directory, identity: dict, chunk_size: int) -> Path:
     return directory
 
 
-def chunk_path(directory: Path, start: int, stop: int) -> Path:
+def _chunk_path(directory: Path, start: int, stop: int) -> Path:
     return Path(directory) / CHUNKS / f"seeds-{start:08d}-{stop:08d}.npz"
 
 
@@ -437,11 +523,33 @@ class SweepResults:
 
     @property
     def missing_seeds(self) -> np.ndarray:
-        """Seed indices not finished yet."""
+        """Seed indices not finished yet.
+
+        Returns:
+          The sorted indices of ``range(total_seeds)`` absent from ``seeds``.
+
+        Example:
+          >>> res = SweepResults(axes=(("lr", (0.1,)),), seeds=np.array([3, 0]),
+          ...                    steps=np.array([0]), data={}, config={}, total_seeds=5)
+          >>> res.missing_seeds.tolist()
+          [1, 2, 4]
+        """
         return np.setdiff1d(np.arange(self.total_seeds), self.seeds)
 
     @property
     def dims(self) -> tuple[str, ...]:
+        """The names of the leading axes of every ``data`` array.
+
+        Returns:
+          The grid's axis names, then ``"seed"`` and ``"record"``.
+
+        Example:
+          >>> res = SweepResults(axes=(("lr", (0.1, 0.2)), ("opt", ("sgd",))),
+          ...                    seeds=np.arange(3), steps=np.array([0, 10]),
+          ...                    data={"loss": np.zeros((2, 1, 3, 2))}, config={}, total_seeds=3)
+          >>> dict(zip(res.dims, res.data["loss"].shape))
+          {'lr': 2, 'opt': 1, 'seed': 3, 'record': 2}
+        """
         return tuple(n for n, _ in self.axes) + ("seed", "record")
 
     def summary(self, metric: str, *, final: bool = True, bootstrap: int = 0) -> SeedSummary:
@@ -656,8 +764,8 @@ def run_sweep(
     process_count = jax.process_count() if process_count is None else process_count
     if process_count > 1 and out is None:
         raise ValueError("a multi-process sweep needs a run folder (out=...) to merge results")
-    identity = manifest_identity(spec, experiment)
-    existing = read_manifest(out, identity) if out is not None else None
+    identity = _manifest_identity(spec, experiment)
+    existing = _read_manifest(out, identity) if out is not None else None
     with jax.enable_x64(experiment.float64):
         program, devices = chunk_function(spec, experiment, devices)
         n_devices = len(devices)
@@ -670,7 +778,7 @@ def run_sweep(
             directory = Path(out)
         else:
             chunk = choose_chunk_size(spec, experiment, program, n_devices)
-            directory = create_run_dir(out, identity, chunk) if out is not None else None
+            directory = _create_run_dir(out, identity, chunk) if out is not None else None
         if chunk % n_devices:
             raise ValueError(f"chunk_size={chunk} is not a multiple of the {n_devices} devices")
         if directory is not None:
@@ -680,7 +788,7 @@ def run_sweep(
             )
         bounds = [(s, min(s + chunk, spec.seeds)) for s in range(0, spec.seeds, chunk)]
         mine = bounds[process_index::process_count]
-        todo = [b for b in mine if directory is None or not chunk_path(directory, *b).exists()]
+        todo = [b for b in mine if directory is None or not _chunk_path(directory, *b).exists()]
         in_memory = []
         values = axis_arrays(spec, experiment)
         data = None
@@ -703,7 +811,7 @@ def run_sweep(
                 arrays["seed_index"] = np.arange(start, stop)
                 arrays["steps"] = np.asarray(experiment.steps)
                 if directory is not None:
-                    write_arrays(chunk_path(directory, start, stop), arrays)
+                    write_arrays(_chunk_path(directory, start, stop), arrays)
                 else:
                     in_memory.append(arrays)
                 bar.update(keep)
@@ -713,7 +821,7 @@ def run_sweep(
     if process_index != 0:
         return None
     deadline = time.monotonic() + merge_timeout
-    while not all(chunk_path(directory, *b).exists() for b in bounds):
+    while not all(_chunk_path(directory, *b).exists() for b in bounds):
         if time.monotonic() > deadline:
             break
         time.sleep(0.5)
@@ -724,10 +832,13 @@ __all__ = [
     "Experiment",
     "SweepResults",
     "SweepSpec",
+    "axis_arrays",
     "chunk_function",
     "choose_chunk_size",
+    "default_group_size",
     "load_sweep",
     "local_grid",
+    "run_chunk",
     "run_sweep",
     "validate_axes",
 ]

@@ -66,7 +66,7 @@ METRICS = (
 )
 
 
-def pair_label(pair) -> str:
+def _pair_label(pair) -> str:
     """``("high", "low")`` → ``"high_to_low"`` (the fixtures' naming)."""
     return f"{pair[0]}_to_{pair[1]}"
 
@@ -250,7 +250,17 @@ size), got k=3, dx=4
 
     @property
     def stage1(self) -> NoiseConfig:
-        """The noise experiment whose runs are stage 1 (every case, this SNR)."""
+        """The noise experiment whose runs are stage 1 (every case, this SNR).
+
+        Returns:
+          A :class:`~jaxprecond.noise.NoiseConfig` with ``cases = CASES``, ``snrs = (snr,)`` and
+          every other shared setting copied.
+
+        Example:
+          >>> s1 = TransferConfig(pairs="low_to_high", powers=(0.0, 1.0), snr=2.0, dx=4).stage1
+          >>> s1.cases, s1.powers, s1.snrs, s1.dx
+          (('high', 'low'), (0.0, 1.0), (2.0,), 4)
+        """
         shared = {f.name for f in dataclasses.fields(NoiseConfig)} - {"cases", "snrs"}
         return NoiseConfig(
             cases=CASES, snrs=(self.snr,), **{name: getattr(self, name) for name in shared}
@@ -258,12 +268,31 @@ size), got k=3, dx=4
 
     @property
     def cases(self) -> tuple[str, ...]:
-        """The stage-1 cases the pairs need, in ``CASES`` order."""
+        """The stage-1 cases the pairs need, in ``CASES`` order.
+
+        Returns:
+          The distinct training directions of ``pairs``, ordered as ``CASES``.
+
+        Example:
+          >>> TransferConfig(pairs=["low_to_high", "low_to_low"]).cases
+          ('low',)
+          >>> TransferConfig(pairs=["low_to_high", "high_to_high"]).cases
+          ('high', 'low')
+        """
         return tuple(c for c in CASES if any(train == c for train, _ in self.pairs))
 
     @property
     def labels(self) -> tuple[str, ...]:
-        return tuple(pair_label(p) for p in self.pairs)
+        """The pairs' names, ``"<train>_to_<transfer>"``, in the order of ``pairs``.
+
+        Returns:
+          One label per pair (see :func:`_pair_label`).
+
+        Example:
+          >>> TransferConfig(pairs=[("low", "high"), "high_to_high"]).labels
+          ('low_to_high', 'high_to_high')
+        """
+        return tuple(_pair_label(p) for p in self.pairs)
 
 
 #: CPU-sized default (about a minute on 2 cores) and the paper's settings.
@@ -492,7 +521,7 @@ def transfer_experiment(config: TransferConfig) -> Experiment:
     )
 
 
-def transfer_sweep_spec(config: TransferConfig, *, group_size: int = 4) -> SweepSpec:
+def transfer_sweep_spec(config: TransferConfig, *, group_size: int | None = None) -> SweepSpec:
     """The grid of ``config``: axes case (the stage-1 cases of its pairs) × p."""
     return SweepSpec(
         axes=(("case", config.cases), ("p", config.powers)),
@@ -675,7 +704,33 @@ class TransferResults:
 
     @classmethod
     def load(cls, directory) -> TransferResults:
-        """Read a run folder written by :meth:`save` or, if unfinished, by :func:`run_transfer`."""
+        """Read a run folder written by :meth:`save` or, if unfinished, by :func:`run_transfer`.
+
+        Args:
+          directory: a folder with ``arrays.npz`` (finished, see :meth:`save`), or a sweep run
+            folder of :func:`run_transfer` (its finished chunks are read).
+
+        Returns:
+          :class:`TransferResults`; for an unfinished run, of the seeds present
+          (``config.seeds`` counts them).
+
+        Example:
+          An interrupted run, its last chunk missing (a stand-in cell replaces both stages):
+
+          >>> import tempfile
+          >>> cfg = TransferConfig(pairs="low_to_high", powers=(0.0, 1.0), seeds=3, chunk_size=2)
+          >>> names = ["stage1_train_loss", "stage1_test_mse", "stage1_alignment"] + [
+          ...     f"to_{d}_{m}" for d in DIRECTIONS for m in ("train_mse", "test_mse", "alignment")]
+          >>> def cell(key, values):  # every metric is p + 1
+          ...     return {name: jnp.full(1, values["p"] + 1.0) for name in names}
+          >>> toy = dataclasses.replace(transfer_experiment(cfg), make_cell=lambda axes: cell)
+          >>> with tempfile.TemporaryDirectory() as d:
+          ...     _ = run_sweep(transfer_sweep_spec(cfg), toy, out=d, progress=False)
+          ...     sorted(Path(d, "chunks").iterdir())[-1].unlink()  # seed 2's chunk
+          ...     res = TransferResults.load(d)
+          >>> res.config.seeds, res.transfer_test_mse.tolist()  # (pair, p, seed)
+          (2, [[[1.0, 1.0], [2.0, 2.0]]])
+        """
         if not (Path(directory) / ARRAYS).exists() and (Path(directory) / MANIFEST).exists():
             sweep = load_sweep(directory)
             return cls.from_sweep(sweep, TransferConfig(**sweep.config))
@@ -684,7 +739,38 @@ class TransferResults:
 
     @classmethod
     def from_sweep(cls, sweep: SweepResults, config: TransferConfig) -> TransferResults:
-        """View a case × p sweep as results per pair (seeds present: ``sweep.seeds``)."""
+        """View a case × p sweep as results per pair (seeds present: ``sweep.seeds``).
+
+        Args:
+          sweep: a sweep with axes ``(case, p)`` and the records of :func:`simulate_transfer`.
+          config: the experiment's settings; ``seeds`` is set to the seeds present.
+
+        Returns:
+          :class:`TransferResults`: each pair's final records, taken from its stage-1 case and
+          (for the stage-2 metrics) its transfer direction.
+
+        Raises:
+          ValueError: the sweep's axes are not ``(case, p)``.
+
+        Example:
+          Stage-2 test MSE ``10·case + d`` (``d`` 0 to high, 1 to low), one p, one seed:
+
+          >>> cfg = TransferConfig(pairs=["high_to_low", "low_to_high"], powers=(0.0,), seeds=1)
+          >>> data = {name: np.zeros((2, 1, 1, 1)) for name in (
+          ...     "stage1_train_loss", "stage1_test_mse", "stage1_alignment", "to_high_train_mse",
+          ...     "to_low_train_mse", "to_high_alignment", "to_low_alignment")}
+          >>> data["to_high_test_mse"] = np.array([0.0, 10.0]).reshape(2, 1, 1, 1)
+          >>> data["to_low_test_mse"] = np.array([1.0, 11.0]).reshape(2, 1, 1, 1)
+          >>> axes = (("case", ("high", "low")), ("p", (0.0,)))
+          >>> sweep = SweepResults(axes, seeds=np.arange(1), steps=np.array([9999]), data=data,
+          ...                      config={}, total_seeds=1)
+          >>> TransferResults.from_sweep(sweep, cfg).transfer_test_mse[:, 0, 0].tolist()
+          [1.0, 10.0]
+          >>> TransferResults.from_sweep(dataclasses.replace(sweep, axes=axes[1:]), cfg)
+          Traceback (most recent call last):
+          ...
+          ValueError: need axes (case, p), got ['p']
+        """
         names = tuple(n for n, _ in sweep.axes)
         if names != ("case", "p"):
             raise ValueError(f"need axes (case, p), got {list(names)}")
@@ -712,7 +798,7 @@ class TransferResults:
 
 
 def run_transfer(
-    config: TransferConfig, *, out=None, progress: bool = True, group_size: int = 4
+    config: TransferConfig, *, out=None, progress: bool = True, group_size: int | None = None
 ) -> TransferResults:
     """Run the transfer experiment (pairs × p) over all seeds, through the sweep engine.
 
@@ -725,7 +811,8 @@ def run_transfer(
       config: the experiment's settings.
       out: run folder, or ``None`` to keep the results in memory.
       progress: show a progress bar over chunks.
-      group_size: runs trained side by side inside the program.
+      group_size: runs trained side by side inside the program (``None``: 4 on a CPU, 4 096
+        on an accelerator; see :func:`~jaxprecond.sweep.default_group_size`).
 
     Returns:
       :class:`TransferResults` (``None`` on a non-zero process of a multi-process run).
@@ -788,7 +875,7 @@ def add_transfer_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--pairs",
         nargs="+",
-        choices=[pair_label(pair) for pair in PAIRS],
+        choices=[_pair_label(pair) for pair in PAIRS],
         help="(stage-1 case, stage-2 direction) pairs (default: all four)",
     )
     p.add_argument("--snr", type=float, help="signal-to-noise ratio of both stages")

@@ -61,3 +61,19 @@ def test_presets():
     )
     assert paper.powers == (-1.0, -0.5, 0.0, 0.5, 1.0)
     assert paper.snrs == (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def test_sizes_precision_and_group_size_from_the_command_line(tmp_path, capsys):
+    sizes = ["--dx", "4", "--dh", "8", "--n", "300", "--n-train", "50", "--weight-decay", "0"]
+    out = tmp_path / "run"
+    args = TINY + sizes + ["--precision", "default", "--group-size", "2", "--out", str(out)]
+    assert main(args) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["dx"], config["dh"], config["n"], config["n_train"]) == (4, 8, 300, 50)
+    assert config["precision"] == "default" and config["weight_decay"] == 0.0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["group_size"] == 2
+    assert NoiseResults.load(out).test_mse.shape == (1, 2, 1, 2, 2)
+    capsys.readouterr()
+    assert main(TINY + ["--dx", "1"]) == 2
+    assert "dx" in capsys.readouterr().err

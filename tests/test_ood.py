@@ -83,11 +83,18 @@ def test_a_diverging_seed_is_reported_not_averaged():
         (dict(steps=25, log_every=10), "multiple"),
         (dict(damping=-1.0), "damping"),
         (dict(optimizers=(), powers=()), "nothing to run"),
+        (dict(chunk_size=True), "chunk_size must be a positive integer, got True"),
+        (dict(kfac_refresh=0), "kfac_refresh must be a positive integer, got 0"),
     ],
 )
 def test_bad_settings_raise(change, match):
     with pytest.raises(ValueError, match=match):
         OODConfig(**change)
+
+
+def test_numpy_integers_are_accepted():
+    config = OODConfig(chunk_size=np.int64(2), kfac_refresh=np.int32(5))
+    assert config.chunk_size == 2 and config.kfac_refresh == 5
 
 
 def test_mnist_test_split_end_to_end(tmp_path):

@@ -86,3 +86,16 @@ def test_bootstrap_interval_agrees_with_student_t_for_normal_data():
     assert np.all((b.ci_low < b.mean) & (b.mean < b.ci_high))
     again = summarize_seeds(values, bootstrap=2000)
     np.testing.assert_array_equal(again.ci_low, b.ci_low)
+
+
+def test_noise_grid_report_takes_its_labels_from_the_axes(tmp_path, capsys):
+    # The preset has 3 SNRs and 5 powers; the file's axes have 1 and 2: the figure and table
+    # must follow the axes (this crashed in plot_noise before).
+    text = SMALL.split("[axes]")[0] + '[axes]\ncase = ["low"]\np = [0.0, 1.0]\nsnr = [2.0]\n'
+    path = write(tmp_path, text.replace("seeds = 4", "seeds = 2"))
+    run_dir = tmp_path / "run"
+    assert main(["sweep", str(path), "--out", str(run_dir), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "| low | 1 | 2 |" in printed and "| low | 0 | 2 |" in printed
+    assert "0.25" not in printed.split("all 2 seeds finished")[-1]
+    assert (run_dir / "report.png").stat().st_size > 5_000
