@@ -134,9 +134,7 @@ def noise_command(args: argparse.Namespace) -> NoiseResults:
     cells = len(config.cases) * len(config.powers) * len(config.snrs)
     print(f"noise grid: {cells} cells x {config.seeds} seeds, {config.steps} steps -> {out}")
     start = time.perf_counter()
-    results = run_noise(
-        config, out=out, progress=not args.no_progress, group_size=args.group_size
-    )
+    results = run_noise(config, out=out, progress=not args.no_progress, group_size=args.group_size)
     elapsed = time.perf_counter() - start
     print(results.table())
     print(f"done in {elapsed:.1f} s; results in {out}/ (figure.png, summary.md, arrays.npz)")

@@ -522,7 +522,22 @@ def transfer_experiment(config: TransferConfig) -> Experiment:
 
 
 def transfer_sweep_spec(config: TransferConfig, *, group_size: int | None = None) -> SweepSpec:
-    """The grid of ``config``: axes case (the stage-1 cases of its pairs) × p."""
+    """The grid of ``config``: axes case (the stage-1 cases of its pairs) × p.
+
+    Args:
+      config: the experiment's settings.
+      group_size: runs trained side by side (``None``: see
+        :func:`~jaxprecond.sweep.default_group_size`).
+
+    Returns:
+      The :class:`~jaxprecond.sweep.SweepSpec`.
+
+    Example:
+      >>> cfg = TransferConfig(pairs=[("high", "low"), ("high", "high")], powers=(0.0, 1.0))
+      >>> spec = transfer_sweep_spec(cfg, group_size=2)
+      >>> spec.axes, spec.seeds == cfg.seeds  # one stage-1 case serves both pairs
+      ((('case', ('high',)), ('p', (0.0, 1.0))), True)
+    """
     return SweepSpec(
         axes=(("case", config.cases), ("p", config.powers)),
         seeds=config.seeds,
@@ -920,7 +935,22 @@ def add_transfer_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def transfer_config(args: argparse.Namespace) -> TransferConfig:
-    """The preset named by ``args.preset`` with every given option replacing its value."""
+    """The preset named by ``args.preset`` with every given option replacing its value.
+
+    Args:
+      args: parsed ``transfer`` arguments (see :func:`add_transfer_parser`); an option left
+        out (``None``) keeps the preset's value.
+
+    Returns:
+      The :class:`TransferConfig` to run.
+
+    Example:
+      >>> parser = argparse.ArgumentParser(prog="jaxprecond")
+      >>> _ = add_transfer_parser(parser.add_subparsers(dest="command"))
+      >>> cfg = transfer_config(parser.parse_args(["transfer", "--seeds", "3", "--p", "1"]))
+      >>> cfg.seeds, cfg.powers, cfg.steps == TRANSFER_PRESETS["cpu"].steps
+      (3, (1.0,), True)
+    """
     fields = {f.name for f in dataclasses.fields(TransferConfig)}
     changes = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     return dataclasses.replace(TRANSFER_PRESETS[args.preset], **changes)
