@@ -898,6 +898,12 @@ def add_transfer_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="points per stage (train + test)")
     p.add_argument("--n-train", type=int, help="training points per stage")
     p.add_argument("--dh", type=int, help="hidden width")
+    p.add_argument("--dx", type=int, help="input dimension")
+    p.add_argument(
+        "--precision",
+        choices=["highest", "high", "default"],
+        help="matmul precision: highest = float32 (the reference arithmetic)",
+    )
     p.add_argument("--lr", type=float, dest="learning_rate", help="learning rate")
     p.add_argument(
         "--preconditioner",
@@ -920,6 +926,11 @@ def add_transfer_parser(subparsers) -> argparse.ArgumentParser:
         help="kaiming-uniform x 1e-3 (reference) or w_j ~ N(0, sigma^2 P) (theory)",
     )
     p.add_argument("--chunk-size", type=int, help="seeds per compiled call")
+    p.add_argument(
+        "--group-size",
+        type=int,
+        help="runs vmapped together inside a call (default: 4 on a CPU, up to 4096 elsewhere)",
+    )
     p.add_argument(
         "--rotate", action="store_true", default=None, help="randomly rotate the eigenvectors of Σ"
     )
@@ -987,7 +998,9 @@ def transfer_command(args: argparse.Namespace) -> TransferResults:
         f"seeds, {config.steps} stage-1 steps ({config.preconditioner}) -> {out}"
     )
     start = time.perf_counter()
-    results = run_transfer(config, out=out, progress=not args.no_progress)
+    results = run_transfer(
+        config, out=out, progress=not args.no_progress, group_size=args.group_size
+    )
     elapsed = time.perf_counter() - start
     print(results.table())
     print(f"done in {elapsed:.1f} s; results in {out}/ (table.md, figure.png, arrays.npz)")

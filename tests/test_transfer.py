@@ -2,12 +2,14 @@
 
 import argparse
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxprecond.cli import main
 from jaxprecond.data import CASES
 from jaxprecond.noise import simulate_cell
 from jaxprecond.ridge import ridge_head
@@ -248,3 +250,18 @@ def test_cli_parser_and_presets():
     )
     adahessian = parser.parse_args(["transfer", "--preconditioner", "adahessian"])
     assert transfer_config(adahessian).stage1.preconditioner == "adahessian"
+    sized = parser.parse_args(
+        ["transfer", "--dx", "6", "--precision", "default", "--group-size", "2"]
+    )
+    assert (transfer_config(sized).dx, transfer_config(sized).precision) == (6, "default")
+    assert sized.group_size == 2
+
+
+def test_transfer_command_runs_with_the_given_group_size(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["transfer", "--seeds", "2", "--steps", "20", "--log-every", "10", "--p", "0", "1"]
+    args += ["--pairs", "high_to_low", "--n", "300", "--n-train", "50", "--dh", "8", "--dx", "4"]
+    assert main(args + ["--group-size", "2", "--out", str(out), "--no-progress"]) == 0
+    assert "1 pairs x 2 powers x 2 seeds" in capsys.readouterr().out
+    assert json.loads((out / "manifest.json").read_text())["group_size"] == 2
+    assert TransferResults.load(out).transfer_test_mse.shape[-1] == 2  # (…, seeds)
