@@ -511,7 +511,7 @@ class SweepResults:
       ...                    steps=np.array([0, 10]), data={"loss": np.ones((2, 2, 2))},
       ...                    config={}, total_seeds=4)
       >>> res.dims, res.missing_seeds.tolist()
-      (('lr', 'seed', 'record'), [1, 3])
+      (('lr', 'seed', 'step'), [1, 3])
     """
 
     axes: tuple
@@ -541,16 +541,17 @@ class SweepResults:
         """The names of the leading axes of every ``data`` array.
 
         Returns:
-          The grid's axis names, then ``"seed"`` and ``"record"``.
+          The grid's axis names, then ``"seed"`` and ``"step"`` (one entry per record;
+          ``steps`` gives each one's step), the same names as :meth:`to_xarray`.
 
         Example:
           >>> res = SweepResults(axes=(("lr", (0.1, 0.2)), ("opt", ("sgd",))),
           ...                    seeds=np.arange(3), steps=np.array([0, 10]),
           ...                    data={"loss": np.zeros((2, 1, 3, 2))}, config={}, total_seeds=3)
           >>> dict(zip(res.dims, res.data["loss"].shape))
-          {'lr': 2, 'opt': 1, 'seed': 3, 'record': 2}
+          {'lr': 2, 'opt': 1, 'seed': 3, 'step': 2}
         """
-        return tuple(n for n, _ in self.axes) + ("seed", "record")
+        return tuple(n for n, _ in self.axes) + ("seed", "step")
 
     def summary(self, metric: str, *, final: bool = True, bootstrap: int = 0) -> SeedSummary:
         """Seed statistics of ``metric``'s final value (or trajectory); see

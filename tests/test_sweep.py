@@ -40,7 +40,7 @@ def assert_same(a, b):
 
 def test_layout_and_labels(reference):
     r = reference
-    assert r.dims == ("case", "p", "learning_rate", "seed", "record")
+    assert r.dims == ("case", "p", "learning_rate", "seed", "step")
     assert r.data["test_mse"].shape == (2, 2, 2, 4, 2)
     assert r.data["energy"].shape == (2, 2, 2, 4, 2, 10)
     ds = r.to_xarray()
