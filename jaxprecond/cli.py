@@ -5,13 +5,13 @@ Each command is a thin layer over a Python function."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
 from pathlib import Path
 
 from jaxprecond.noise import PRESETS, NoiseConfig, NoiseResults, run_noise
+from jaxprecond.options import add_student_options, preset_with
 
 
 def _noise_parser(sub) -> None:
@@ -26,62 +26,15 @@ def _noise_parser(sub) -> None:
         default="cpu",
         help="base settings: 'cpu' (a few minutes on 2 cores) or 'paper'",
     )
-    p.add_argument("--seeds", type=int, help="seeds per cell")
     p.add_argument("--steps", type=int, help="gradient steps")
     p.add_argument("--log-every", type=int, help="record metrics every K steps")
-    p.add_argument("--p", type=float, nargs="+", dest="powers", help="preconditioner powers")
     p.add_argument("--snr", type=float, nargs="+", dest="snrs", help="signal-to-noise ratios")
     p.add_argument("--cases", nargs="+", choices=["high", "low"], help="input-spectrum cases")
-    p.add_argument("--lr", type=float, dest="learning_rate", help="learning rate")
     p.add_argument("--weight-decay", type=float, help="L2 coefficient wd (loss + wd/2N Σ‖W‖²)")
-    p.add_argument("--dx", type=int, help="input dimension")
-    p.add_argument("--dh", type=int, help="hidden width")
     p.add_argument("--n", type=int, help="points drawn per seed (training + test)")
     p.add_argument("--n-train", type=int, help="training points (the first n_train of n)")
-    p.add_argument(
-        "--precision",
-        choices=["highest", "high", "default"],
-        help="matmul precision: highest = float32 (the reference arithmetic); default = TF32 on "
-        "NVIDIA GPUs, bfloat16 passes on TPUs",
-    )
-    p.add_argument(
-        "--normalize",
-        choices=["max", "trace"],
-        help="normalise P by its largest eigenvalue or to trace dx",
-    )
-    p.add_argument(
-        "--init",
-        choices=["kaiming", "gaussian"],
-        help="kaiming-uniform x 1e-3 (reference) or w_j ~ N(0, sigma^2 P) (theory)",
-    )
-    p.add_argument(
-        "--preconditioner",
-        choices=["covariance_power", "adahessian"],
-        help="exact Sigma^p on layer 1 (default) or AdaHessian with hessian_power=-p",
-    )
-    p.add_argument(
-        "--probe",
-        choices=["rademacher", "minus_ones"],
-        help="AdaHessian's Hutchinson probe (minus_ones: as the authors' code ran)",
-    )
     p.add_argument("--batch-size", type=int, help="minibatch size (default: full batch)")
-    p.add_argument("--chunk-size", type=int, help="seeds per compiled call")
-    p.add_argument(
-        "--group-size",
-        type=int,
-        help="runs vmapped together inside a call (default: 4 on a CPU, up to 4096 elsewhere)",
-    )
-    p.add_argument(
-        "--rotate", action="store_true", default=None, help="randomly rotate the eigenvectors of Σ"
-    )
-    p.add_argument("--root-seed", type=int, help="root of every seed's key")
-    p.add_argument("--float64", action="store_true", default=None, help="compute in float64")
-    p.add_argument(
-        "--out",
-        help="run folder (default: runs/noise-<time>); an unfinished run "
-        "there with the same settings is resumed",
-    )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_student_options(p, "noise")
 
 
 def noise_config(args: argparse.Namespace) -> NoiseConfig:
@@ -103,9 +56,7 @@ def noise_config(args: argparse.Namespace) -> NoiseConfig:
       >>> cfg.seeds, cfg.powers, cfg.steps == PRESETS["cpu"].steps
       (2, (-1.0, 1.0), True)
     """
-    fields = {f.name for f in dataclasses.fields(NoiseConfig)}
-    changes = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    return dataclasses.replace(PRESETS[args.preset], **changes)
+    return preset_with(PRESETS, args)
 
 
 def noise_command(args: argparse.Namespace) -> NoiseResults:

@@ -44,6 +44,7 @@ import numpy as np
 from jaxprecond.data import CASES, Spectrum, sample_task, stack_spectra
 from jaxprecond.model import hidden
 from jaxprecond.noise import PRECISIONS, NoiseConfig, spectra, train_student
+from jaxprecond.options import add_student_options, preset_with
 from jaxprecond.plotting import plot_transfer
 from jaxprecond.ridge import ridge_head
 from jaxprecond.stats import DivergenceWarning, SeedSummary, summarize_seeds
@@ -883,10 +884,8 @@ def add_transfer_parser(subparsers) -> argparse.ArgumentParser:
         default="cpu",
         help="base settings: 'cpu' (about a minute on 2 cores) or 'paper'",
     )
-    p.add_argument("--seeds", type=int, help="seeds per cell")
     p.add_argument("--steps", type=int, help="stage-1 gradient steps")
     p.add_argument("--log-every", type=int, help="record stage-1 metrics every K steps")
-    p.add_argument("--p", type=float, nargs="+", dest="powers", help="preconditioner powers")
     p.add_argument(
         "--pairs",
         nargs="+",
@@ -897,51 +896,7 @@ def add_transfer_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--ridge", type=float, help="ridge lambda of the stage-2 head (1e-3)")
     p.add_argument("--n", type=int, help="points per stage (train + test)")
     p.add_argument("--n-train", type=int, help="training points per stage")
-    p.add_argument("--dh", type=int, help="hidden width")
-    p.add_argument("--dx", type=int, help="input dimension")
-    p.add_argument(
-        "--precision",
-        choices=["highest", "high", "default"],
-        help="matmul precision: highest = float32 (the reference arithmetic)",
-    )
-    p.add_argument("--lr", type=float, dest="learning_rate", help="learning rate")
-    p.add_argument(
-        "--preconditioner",
-        choices=["covariance_power", "adahessian"],
-        help="exact Sigma^p on layer 1 (default) or AdaHessian with hessian_power=-p",
-    )
-    p.add_argument(
-        "--probe",
-        choices=["rademacher", "minus_ones"],
-        help="AdaHessian's Hutchinson probe (minus_ones: as the authors' code ran)",
-    )
-    p.add_argument(
-        "--normalize",
-        choices=["max", "trace"],
-        help="normalise P by its largest eigenvalue or to trace dx",
-    )
-    p.add_argument(
-        "--init",
-        choices=["kaiming", "gaussian"],
-        help="kaiming-uniform x 1e-3 (reference) or w_j ~ N(0, sigma^2 P) (theory)",
-    )
-    p.add_argument("--chunk-size", type=int, help="seeds per compiled call")
-    p.add_argument(
-        "--group-size",
-        type=int,
-        help="runs vmapped together inside a call (default: 4 on a CPU, up to 4096 elsewhere)",
-    )
-    p.add_argument(
-        "--rotate", action="store_true", default=None, help="randomly rotate the eigenvectors of Σ"
-    )
-    p.add_argument("--root-seed", type=int, help="root of every seed's key")
-    p.add_argument("--float64", action="store_true", default=None, help="compute in float64")
-    p.add_argument(
-        "--out",
-        help="run folder (default: runs/transfer-<time>); an unfinished run "
-        "there with the same settings is resumed",
-    )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_student_options(p, "transfer")
     return p
 
 
@@ -962,9 +917,7 @@ def transfer_config(args: argparse.Namespace) -> TransferConfig:
       >>> cfg.seeds, cfg.powers, cfg.steps == TRANSFER_PRESETS["cpu"].steps
       (3, (1.0,), True)
     """
-    fields = {f.name for f in dataclasses.fields(TransferConfig)}
-    changes = {k: v for k, v in vars(args).items() if k in fields and v is not None}
-    return dataclasses.replace(TRANSFER_PRESETS[args.preset], **changes)
+    return preset_with(TRANSFER_PRESETS, args)
 
 
 def transfer_command(args: argparse.Namespace) -> TransferResults:
