@@ -22,10 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprecond.adahessian import hutchinson_diagonal
-from jaxprecond.model import from_torch
-from jaxprecond.noise import NoiseConfig, run_noise
-from jaxprecond.stats import DivergenceWarning
+from jaxprecond.optim.adahessian import hutchinson_diagonal
+from jaxprecond.tasks.student import from_torch
+from jaxprecond.experiments.noise import NoiseConfig, run_noise
+from jaxprecond.engine.stats import DivergenceWarning
 from jaxprecond.train import regression_loss
 
 

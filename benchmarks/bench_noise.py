@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprecond.noise import NoiseConfig, noise_experiment, noise_sweep_spec
-from jaxprecond.sweep import axis_arrays, chunk_function
+from jaxprecond.experiments.noise import NoiseConfig, noise_experiment, noise_sweep_spec
+from jaxprecond.engine.sweep import axis_arrays, chunk_function
 
 
 def matmul_peak(sizes=(256, 512, 1024, 2048), repeats: int = 5) -> dict[int, float]:

@@ -177,8 +177,8 @@ def measure_jaxprecond(seeds: int, steps: int, log_every: int) -> dict:
     import jax
     import numpy as np
 
-    from jaxprecond.noise import NoiseConfig, noise_experiment, noise_sweep_spec
-    from jaxprecond.sweep import axis_arrays, chunk_function, run_chunk
+    from jaxprecond.experiments.noise import NoiseConfig, noise_experiment, noise_sweep_spec
+    from jaxprecond.engine.sweep import axis_arrays, chunk_function, run_chunk
 
     config = NoiseConfig(
         cases=(CASE,),
@@ -216,8 +216,8 @@ def measure_jaxloop(seeds: int, steps: int, log_every: int) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from jaxprecond.data import case_spectrum, sample_task
-    from jaxprecond.model import init_mlp, mlp_apply
+    from jaxprecond.tasks.single_index import case_spectrum, sample_task
+    from jaxprecond.tasks.student import init_mlp, mlp_apply
     from jaxprecond.train import regression_loss
 
     highest = jax.lax.Precision.HIGHEST

@@ -34,8 +34,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxprecond.linalg import eigh_psd
-from jaxprecond.noise import NoiseConfig, noise_experiment, noise_sweep_spec
-from jaxprecond.sweep import axis_arrays, chunk_function
+from jaxprecond.experiments.noise import NoiseConfig, noise_experiment, noise_sweep_spec
+from jaxprecond.engine.sweep import axis_arrays, chunk_function
 
 sys.path.insert(0, str(Path(__file__).parent))
 from gpu_fig1 import flops_per_seed_step  # noqa: E402  (the same FLOP model as the GPU run)

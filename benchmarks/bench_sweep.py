@@ -24,8 +24,8 @@ import time
 def measure(seeds: int, steps: int, repeats: int) -> dict:
     import numpy as np
 
-    from jaxprecond.noise import NoiseConfig, noise_experiment
-    from jaxprecond.sweep import SweepSpec, axis_arrays, chunk_function, run_chunk
+    from jaxprecond.experiments.noise import NoiseConfig, noise_experiment
+    from jaxprecond.engine.sweep import SweepSpec, axis_arrays, chunk_function, run_chunk
 
     config = NoiseConfig(cases=("high",), powers=(1.0,), snrs=(1.0,), steps=steps)
     experiment = noise_experiment(config)

@@ -146,8 +146,8 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxprecond.noise import NoiseConfig, noise_experiment, noise_sweep_spec
-    from jaxprecond.sweep import axis_arrays, chunk_function
+    from jaxprecond.experiments.noise import NoiseConfig, noise_experiment, noise_sweep_spec
+    from jaxprecond.engine.sweep import axis_arrays, chunk_function
 
     device = jax.local_devices()[0]
     cells = len(args.cases) * len(args.powers) * len(args.snrs)

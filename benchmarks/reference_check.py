@@ -18,7 +18,7 @@ import argparse
 import sys
 import time
 
-from jaxprecond.reference import check_fixture
+from jaxprecond.fidelity.replays import check_fixture
 
 
 def main(argv=None) -> int:

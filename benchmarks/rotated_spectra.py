@@ -1,7 +1,7 @@
 """Rotated spectra: how far each practical preconditioner's learned first layer is from Σ^p's.
 
 For each case (high/low), with the spectrum's eigenvectors on the axes (the paper) and randomly
-rotated, and each p, every seed trains once per arm of :data:`jaxprecond.rotated.ARMS` from the
+rotated, and each p, every seed trains once per arm of :data:`jaxprecond.experiments.rotated.ARMS` from the
 same data and init. Reported: the feature distance ``‖M_arm − M_exact‖_F`` (``M = WᵀW/tr``) of
 the final first layer to the exact-Σ^p run, and the final test MSE, seed-averaged with 95%
 intervals. Writes ``rotated_spectra.json`` and ``rotated_spectra.png`` to ``--out``.
@@ -26,10 +26,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxprecond.data import case_spectrum, random_rotation  # noqa: E402
-from jaxprecond.noise import NoiseConfig  # noqa: E402
-from jaxprecond.rotated import ARMS, compare_arms, feature_distance  # noqa: E402
-from jaxprecond.stats import summarize_seeds  # noqa: E402
+from jaxprecond.tasks.single_index import case_spectrum, random_rotation  # noqa: E402
+from jaxprecond.experiments.noise import NoiseConfig  # noqa: E402
+from jaxprecond.experiments.rotated import ARMS, compare_arms, feature_distance  # noqa: E402
+from jaxprecond.engine.stats import summarize_seeds  # noqa: E402
 
 
 def run(config: NoiseConfig, powers, seeds: int) -> dict:

@@ -20,7 +20,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxprecond.noise import PRESETS, run_noise  # noqa: E402
+from jaxprecond.experiments.noise import PRESETS, run_noise  # noqa: E402
 
 
 def gram_shares(powers, large: float = 10.0, n_large: int = 1, n_small: int = 9):

@@ -6,21 +6,28 @@ arXiv 2509.25637). This package provides that preconditioner as optax transforma
 paper's teacher–student tasks, and experiments vmapped over seeds and swept settings.
 """
 
-from jaxprecond.adahessian import adahessian, hutchinson_diagonal, scale_by_adahessian
-from jaxprecond.data import Spectrum, Task, case_spectrum, random_rotation, sample_task, teacher
-from jaxprecond.estimated import empirical_covariance, scale_by_online_covariance_power
-from jaxprecond.kfac import kfac, mlp_kfac_statistics, scale_by_kfac
+from jaxprecond.experiments.regression import Trajectory, train
 from jaxprecond.linalg import Eigh, eigh_psd, matrix_power, power_from_eigh
-from jaxprecond.model import init_mlp, init_mlp_gaussian, mlp_apply
-from jaxprecond.registry import make_optimizer
-from jaxprecond.shampoo import scale_by_shampoo, shampoo
-from jaxprecond.train import Trajectory, regression_loss, train
-from jaxprecond.transforms import (
+from jaxprecond.optim.adahessian import adahessian, hutchinson_diagonal, scale_by_adahessian
+from jaxprecond.optim.covariance_power import (
     covariance_power,
     preconditioner,
     route_to_kernel,
     scale_by_covariance_power,
 )
+from jaxprecond.optim.estimated import empirical_covariance, scale_by_online_covariance_power
+from jaxprecond.optim.kfac import kfac, mlp_kfac_statistics, scale_by_kfac
+from jaxprecond.optim.registry import make_optimizer
+from jaxprecond.optim.shampoo import scale_by_shampoo, shampoo
+from jaxprecond.tasks.single_index import (
+    Spectrum,
+    Task,
+    case_spectrum,
+    random_rotation,
+    sample_task,
+    teacher,
+)
+from jaxprecond.tasks.student import init_mlp, init_mlp_gaussian, mlp_apply, regression_loss
 
 __version__ = "0.1.0"
 

@@ -1,8 +1,30 @@
-"""Eager validation of hyper-parameters, shared by the transforms' factories."""
+"""Eager validation shared by every layer: the user's errors and a range check for factories.
+
+A :class:`UserError` is bad input from the user (a setting, a file, a folder) named by its
+message: the command line prints it on one line and exits with status 2. Any other exception is
+a programming error and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import jax
+
+
+class UserError(Exception):
+    """Bad input from the user, named by the message (the command line exits 2)."""
+
+
+class SettingError(UserError, ValueError):
+    """A setting out of range, of the wrong type, or unknown.
+
+    Example:
+      >>> isinstance(SettingError("steps must be positive"), ValueError)
+      True
+    """
+
+
+class MissingFile(UserError, FileNotFoundError):
+    """A file or folder the command needs is not there (a data set, a run folder)."""
 
 
 def check_range(name: str, value, low, high=None) -> None:

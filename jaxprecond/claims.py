@@ -31,7 +31,8 @@ import warnings
 import numpy as np
 from scipy import stats as scipy_stats
 
-from jaxprecond.stats import DivergenceWarning
+from jaxprecond.engine.stats import DivergenceWarning
+from jaxprecond.experiments.transfer import by_pair
 
 ALPHA = 0.05
 SCENARIO_NAMES = {"digit_acc": "invariant-digit", "noise_acc": "invariant-noise"}
@@ -114,7 +115,8 @@ def noise_claims(results, *, setting: str = "") -> list[Claim]:
     """The spectral-bias and spectrum-neutrality claims from a finished noise run.
 
     Args:
-      results: a :class:`~jaxprecond.noise.NoiseResults` with both cases.
+      results: the noise experiment's :class:`~jaxprecond.engine.sweep.SweepResults` (axes
+        case × p × snr).
       setting: text naming the run (e.g. the normalisation).
 
     Returns:
@@ -122,29 +124,28 @@ def noise_claims(results, *, setting: str = "") -> list[Claim]:
       both cases and ``p = −1`` were run.
 
     Example:
-      >>> import numpy as np
-      >>> from jaxprecond.noise import NoiseConfig, NoiseResults
-      >>> cfg = NoiseConfig(powers=(-1.0, 0.0, 1.0), snrs=(1.0,), seeds=3)
+      >>> from jaxprecond.engine.sweep import SweepResults
       >>> t = np.arange(3.0)[:, None, None, None] + np.array([[0.0], [0.25], [0.5]])
       >>> t.shape  # (p, snr, seed, record)
       (3, 1, 3, 1)
       >>> mse = np.stack([3.0 - t, 1.0 + t])  # High falls with p, Low rises
       >>> align = np.stack([0.5 + t / 8, 0.5 - t / 8])  # the gap is smallest at p = -1
-      >>> results = NoiseResults(cfg, np.array([0]), mse, mse, align, None)
+      >>> axes = (("case", ("high", "low")), ("p", (-1.0, 0.0, 1.0)), ("snr", (1.0,)))
+      >>> results = SweepResults(None, None, axes, np.arange(3), np.array([0]),
+      ...                        {"test_mse": mse, "alignment": align}, 3)
       >>> for c in noise_claims(results, setting="toy, "):
       ...     print(c.setting, "|", round(c.value, 4), c.holds)
       toy, SNR 1 | -1.0 True
       toy, SNR 1 | 1.0 True
       toy | 0.0625 True
     """
-    config = results.config
-    powers = np.asarray(config.powers, float)
-    mse = np.asarray(results.test_mse)[..., -1]  # (case, p, snr, seed)
+    cases, powers, snrs = (results.values(n) for n in ("case", "p", "snr"))
+    mse = results.final("test_mse")  # (case, p, snr, seed)
     claims = []
     expected = {"high": ("decreases", -1.0), "low": ("increases", 1.0)}
-    for c, case in enumerate(config.cases):
+    for c, case in enumerate(cases):
         word, sign = expected[case]
-        for k, snr in enumerate(config.snrs):
+        for k, snr in enumerate(snrs):
             rho, pval, used = paired_spearman(powers, mse[c, :, k, :])
             diverged = mse.shape[-1] - used
             holds = bool(np.isfinite(rho) and sign * rho > 0 and pval < ALPHA)
@@ -161,73 +162,73 @@ def noise_claims(results, *, setting: str = "") -> list[Claim]:
                     + (f", {diverged} diverged (left out)" if diverged else ""),
                 )
             )
-    if set(config.cases) >= {"high", "low"}:
-        alignment = np.asarray(results.alignment)[..., -1]  # (case, p, snr, seed)
-        high, low = config.cases.index("high"), config.cases.index("low")
+    if set(cases) >= {"high", "low"} and -1.0 in powers:
+        alignment = results.final("alignment")  # (case, p, snr, seed)
+        high, low = cases.index("high"), cases.index("low")
         gap = np.abs(alignment[high] - alignment[low]).mean(axis=1)  # (p, seed)
         mean = np.nanmean(gap, axis=-1)
         low_ci, high_ci = _bootstrap_mean(gap)
-        if -1.0 in config.powers:
-            i = config.powers.index(-1.0)
-            others = np.delete(mean, i)
-            holds = bool(mean[i] < others.min()) if others.size else True
-            detail = ", ".join(f"p={p:g}: {m:.3f}" for p, m in zip(powers, mean, strict=True))
-            claims.append(
-                Claim(
-                    claim="p = −1 is spectrum-neutral: the High/Low alignment gap is smallest",
-                    setting=setting.rstrip(", ") or "noise",
-                    statistic="mean |alignment_High − alignment_Low| at p = −1",
-                    value=float(mean[i]),
-                    interval=(float(low_ci[i]), float(high_ci[i])),
-                    p_value=None,
-                    holds=holds,
-                    detail=detail,
-                )
+        i = powers.index(-1.0)
+        others = np.delete(mean, i)
+        holds = bool(mean[i] < others.min()) if others.size else True
+        detail = ", ".join(f"p={p:g}: {m:.3f}" for p, m in zip(powers, mean, strict=True))
+        claims.append(
+            Claim(
+                claim="p = −1 is spectrum-neutral: the High/Low alignment gap is smallest",
+                setting=setting.rstrip(", ") or "noise",
+                statistic="mean |alignment_High − alignment_Low| at p = −1",
+                value=float(mean[i]),
+                interval=(float(low_ci[i]), float(high_ci[i])),
+                p_value=None,
+                holds=holds,
+                detail=detail,
             )
+        )
     return claims
 
 
-def ood_claims(results, *, setting: str = "") -> list[Claim]:
+def ood_claims(results: dict, *, dataset: str = "", setting: str = "") -> list[Claim]:
     """The OOD claims: with Σ^p, reliance on the digit rises and on the template falls with p
     (Fig. 2b; needs 3 powers); the optimizer ranking flips (Fig. 2a; needs 3 optimizers).
 
     Args:
-      results: an :class:`~jaxprecond.ood.OODResults`.
-      setting: text naming the run.
+      results: the OOD experiment's results by arm (``optimizers``, ``sigma_p``; either may be
+        absent), each with axes optimizer × p.
+      dataset, setting: text naming the run.
 
     Returns:
       A list of :class:`Claim`.
 
     Example:
-      >>> import numpy as np
-      >>> from jaxprecond.ood import OODConfig, OODResults
-      >>> cfg = OODConfig(
-      ...     dataset="synthetic", optimizers=("gd", "adam", "kfac"), powers=(-1, 0, 1), seeds=2
-      ... )
-      >>> p = np.array([-1.0, 0.0, 1.0])[:, None, None] + np.zeros((1, 2, 1))  # (p, seed, R)
-      >>> arms = {"sigma_p": {"digit_acc": 0.5 + p / 4, "noise_acc": 0.5 - p / 4}}
-      >>> for name, digit, noise in (("gd", 0.9, 0.2), ("adam", 0.6, 0.5), ("kfac", 0.3, 0.8)):
-      ...     arms[name] = {"digit_acc": np.full((1, 2, 1), digit),
-      ...                   "noise_acc": np.full((1, 2, 1), noise)}
-      >>> claims = ood_claims(OODResults(cfg, np.array([0]), arms))
+      >>> from jaxprecond.engine.sweep import SweepResults
+      >>> p = np.array([-1.0, 0.0, 1.0])[None, :, None, None] + np.zeros((1, 1, 2, 1))
+      >>> sigma = SweepResults(None, None, (("optimizer", ("sigma_p",)), ("p", (-1, 0, 1))),
+      ...     np.arange(2), np.array([0]), {"digit_acc": 0.5 + p / 4, "noise_acc": 0.5 - p / 4}, 2)
+      >>> acc = lambda *v: np.array(v)[:, None, None, None] + np.zeros((3, 1, 2, 1))
+      >>> optimizers = SweepResults(None, None, (("optimizer", ("gd", "adam", "kfac")),
+      ...     ("p", (0.0,))), np.arange(2), np.array([0]),
+      ...     {"digit_acc": acc(0.9, 0.6, 0.3), "noise_acc": acc(0.2, 0.5, 0.8)}, 2)
+      >>> claims = ood_claims({"optimizers": optimizers, "sigma_p": sigma})
       >>> [(round(c.value, 3), c.holds) for c in claims]
       [(1.0, True), (-1.0, True), (-1.0, True)]
       >>> claims[-1].detail
       'digit: gd > adam > kfac; noise: kfac > adam > gd'
     """
     claims = []
-    if "sigma_p" in results.arms and len(results.config.powers) >= 3:
-        powers = results.config.powers
+    setting = setting or dataset
+    sigma = results.get("sigma_p")
+    if sigma is not None and len(sigma.values("p")) >= 3:
+        powers = sigma.values("p")
         for metric, sign, word, feature in (
             ("digit_acc", 1.0, "rises", "digit (high-variance)"),
             ("noise_acc", -1.0, "falls", "template (low-variance)"),
         ):
-            values = np.asarray(results.arms["sigma_p"][metric])[..., -1]  # (p, seed)
+            values = sigma.final(metric)[0]  # (p, seed)
             rho, pval, used = paired_spearman(powers, values)
             claims.append(
                 Claim(
                     claim=f"Σ^p: reliance on the {feature} feature {word} with p",
-                    setting=setting or results.config.dataset,
+                    setting=setting,
                     statistic=f"Spearman ρ(p, {SCENARIO_NAMES[metric]} acc.), paired by seed",
                     value=rho,
                     interval=None,
@@ -236,20 +237,21 @@ def ood_claims(results, *, setting: str = "") -> list[Claim]:
                     detail=f"{used} seeds",
                 )
             )
-    names = list(results.config.optimizers)
+    optimizers = results.get("optimizers")
+    names = [] if optimizers is None else list(optimizers.values("optimizer"))
     if len(names) < 3:
         return claims
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DivergenceWarning)
-        digit = np.array([results.summary(n, "digit_acc").mean[0] for n in names])
-        noise = np.array([results.summary(n, "noise_acc").mean[0] for n in names])
+        digit = optimizers.summary("digit_acc").mean[:, 0]
+        noise = optimizers.summary("noise_acc").mean[:, 0]
     finite = np.isfinite(digit) & np.isfinite(noise)
     tau = scipy_stats.kendalltau(digit[finite], noise[finite])
     order = lambda v: " > ".join(np.array(names)[finite][np.argsort(-v[finite])])  # noqa: E731
     return claims + [
         Claim(
             claim="The optimizer ranking flips between the two OOD scenarios",
-            setting=setting or results.config.dataset,
+            setting=setting,
             statistic="Kendall τ(invariant-digit acc., invariant-noise acc.) over optimizers",
             value=float(tau.statistic),
             interval=None,
@@ -264,26 +266,15 @@ def transfer_claims(results, *, setting: str = "") -> list[Claim]:
     """The whitening-transfers-best claim from a finished transfer run.
 
     Args:
-      results: a :class:`~jaxprecond.transfer.TransferResults`.
+      results: the transfer experiment's :class:`~jaxprecond.engine.sweep.SweepResults`.
       setting: text naming the run.
 
     Returns:
       A list with one :class:`Claim`.
-
-    Example:
-      >>> import numpy as np
-      >>> from jaxprecond.transfer import TransferConfig, TransferResults
-      >>> cfg = TransferConfig(powers=(-1.0, 0.0, 1.0), seeds=2)
-      >>> mse = np.array([2.0, 1.0, 3.0])[None, :, None] + np.zeros((4, 3, 2))  # (pair, p, seed)
-      >>> (c,) = transfer_claims(TransferResults(cfg, mse, *[None] * 5))
-      >>> c.value, c.holds  # p = 0, not p = -1, transfers best here
-      (2.0, False)
-      >>> c.detail
-      'p=-1: 2.0000, p=0: 1.0000, p=1: 3.0000'
     """
-    powers = [float(p) for p in results.config.powers]
-    mse = np.asarray(results.transfer_test_mse, float)  # (pair, p, seed)
-    average = mse.mean(axis=0)  # (p, seed): the four pairs averaged, per seed
+    powers = [float(p) for p in results.values("p")]
+    mse = by_pair(results, "test_mse").astype(float)  # (pair, p, seed)
+    average = mse.mean(axis=0)  # (p, seed): the pairs averaged, per seed
     mean = np.nanmean(average, axis=-1)
     low_ci, high_ci = _bootstrap_mean(average)
     best = int(np.nanargmin(mean))

@@ -18,11 +18,12 @@ import dataclasses
 import time
 from pathlib import Path
 
+from jaxprecond.checks import MissingFile, SettingError
 from jaxprecond.claims import Claim, claims_table, noise_claims, ood_claims, transfer_claims
-from jaxprecond.noise import PRESETS, run_noise
-from jaxprecond.ood import OOD_PRESETS, OODConfig, run_ood
-from jaxprecond.store import write_text
-from jaxprecond.transfer import TRANSFER_PRESETS, run_transfer
+from jaxprecond.engine.store import write_text
+from jaxprecond.experiments.noise import NOISE
+from jaxprecond.experiments.ood import OOD, OODConfig
+from jaxprecond.experiments.transfer import TRANSFER
 
 NORMALIZATIONS = ("max", "trace")
 
@@ -46,10 +47,10 @@ def plan(quick: bool, *, seeds: int | None = None) -> dict:
       >>> configs["noise"].steps, plan(False)["noise"].steps, plan(False)["synthetic"].seeds
       (2000, 10000, 256)
     """
-    noise = PRESETS["cpu"] if quick else dataclasses.replace(PRESETS["paper"], seeds=16)
-    transfer = TRANSFER_PRESETS["cpu"] if quick else TRANSFER_PRESETS["paper"]
-    synthetic = dataclasses.replace(OOD_PRESETS["synthetic"], seeds=32 if quick else 256)
-    images = OOD_PRESETS["quick"] if quick else OOD_PRESETS["cpu"]
+    noise = NOISE.presets["cpu"] if quick else dataclasses.replace(NOISE.presets["paper"], seeds=16)
+    transfer = TRANSFER.presets["cpu" if quick else "paper"]
+    synthetic = dataclasses.replace(OOD.presets["synthetic"], seeds=32 if quick else 256)
+    images = OOD.presets["quick" if quick else "cpu"]
     if seeds is not None:
         noise = dataclasses.replace(noise, seeds=seeds)
         transfer = dataclasses.replace(transfer, seeds=seeds)
@@ -60,17 +61,17 @@ def plan(quick: bool, *, seeds: int | None = None) -> dict:
 def _image_config(config: OODConfig, dataset: str, data_dir) -> tuple[OODConfig | None, str]:
     """The image run's config, falling back to the test split when the training split is
     absent; ``(None, reason)`` when the data set is not found at all."""
-    from jaxprecond.idx import load_idx_dataset
+    from jaxprecond.tasks.idx import load_idx_dataset
 
     config = dataclasses.replace(config, dataset=dataset, data_dir=data_dir)
     try:
         load_idx_dataset(dataset, "train", data_dir=data_dir)
         return config, ""
-    except FileNotFoundError:
+    except MissingFile:
         pass
     try:
         load_idx_dataset(dataset, "test", data_dir=data_dir)
-    except FileNotFoundError as error:
+    except MissingFile as error:
         return None, str(error).splitlines()[0]
     note = f"{dataset}: training split not found; every pool drawn from the test split"
     return dataclasses.replace(config, test_split_only=True), note
@@ -101,7 +102,7 @@ def reproduce(
       The :class:`~jaxprecond.claims.Claim` rows, in the order of ``claims.md``.
 
     Raises:
-      ValueError: ``normalize`` is not one of :data:`NORMALIZATIONS` (checked before anything
+      SettingError: ``normalize`` is not one of :data:`NORMALIZATIONS` (checked before anything
         runs).
 
     Example:
@@ -112,10 +113,10 @@ def reproduce(
       ...     reproduce(d, normalize="none", progress=False)
       Traceback (most recent call last):
       ...
-      ValueError: normalize must be one of ('max', 'trace'), got 'none'
+      jaxprecond.checks.SettingError: normalize must be one of ('max', 'trace'), got 'none'
     """
     if normalize not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        raise SettingError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
     out = Path(out)
     configs = plan(quick, seeds=seeds)
     ways = ((None, "P = Σ^p"), (normalize, f"P normalised ({normalize})"))
@@ -132,7 +133,7 @@ def reproduce(
         noise = dataclasses.replace(configs["noise"], normalize=way)
         results = timed(
             f"noise ({suffix})",
-            lambda c=noise, s=suffix: run_noise(c, out=out / f"noise-{s}", progress=progress),
+            lambda c=noise, s=suffix: NOISE.sweep(c, out=out / f"noise-{s}", progress=progress),
         )
         claims += noise_claims(results, setting=f"noise, {label}, ")
     for way, label in ways:
@@ -140,7 +141,7 @@ def reproduce(
         transfer = dataclasses.replace(configs["transfer"], normalize=way)
         results = timed(
             f"transfer ({suffix})",
-            lambda c=transfer, s=suffix: run_transfer(
+            lambda c=transfer, s=suffix: TRANSFER.sweep(
                 c, out=out / f"transfer-{s}", progress=progress
             ),
         )
@@ -155,18 +156,20 @@ def reproduce(
     for name, config in ood_runs:
         results = timed(
             f"ood {name}",
-            lambda c=config, n=name: run_ood(c, out=out / f"ood-{n}-none", progress=progress),
+            lambda c=config, n=name: OOD.sweep(c, out=out / f"ood-{n}-none", progress=progress),
         )
-        claims += ood_claims(results, setting=f"OOD {name}, {ways[0][1]}")
+        claims += ood_claims(results, dataset=config.dataset, setting=f"OOD {name}, {ways[0][1]}")
         normalised = dataclasses.replace(config, optimizers=(), normalize=normalize)
         if normalised.powers:
             results = timed(
                 f"ood {name} ({normalize})",
-                lambda c=normalised, n=name: run_ood(
+                lambda c=normalised, n=name: OOD.sweep(
                     c, out=out / f"ood-{n}-{normalize}", progress=progress
                 ),
             )
-            claims += ood_claims(results, setting=f"OOD {name}, {ways[1][1]}")
+            claims += ood_claims(
+                results, dataset=config.dataset, setting=f"OOD {name}, {ways[1][1]}"
+            )
 
     held = sum(c.holds for c in claims)
     text = [
@@ -217,7 +220,7 @@ def add_reproduce_parser(sub) -> None:
         help="the second way to run Σ^p (default: divide P by its largest eigenvalue)",
     )
     p.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist")
-    p.add_argument("--data-dir", help="folder with the IDX files (see jaxprecond.idx)")
+    p.add_argument("--data-dir", help="folder with the IDX files (see jaxprecond.tasks.idx)")
     p.add_argument("--seeds", type=int, help="seeds of the noise, transfer and image runs")
     p.add_argument("--out", help="run folder (default: runs/reproduce-<time>); resumed")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -243,7 +246,7 @@ def reproduce_command(args) -> list[Claim]:
       ...     reproduce_command(args)
       Traceback (most recent call last):
       ...
-      ValueError: normalize must be one of ('max', 'trace'), got 'l2'
+      jaxprecond.checks.SettingError: normalize must be one of ('max', 'trace'), got 'l2'
     """
     out = args.out or time.strftime("runs/reproduce-%Y%m%d-%H%M%S")
     start = time.perf_counter()

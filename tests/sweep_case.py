@@ -1,7 +1,7 @@
 """The tiny sweep shared by the sweep tests and their worker processes."""
 
-from jaxprecond.noise import NoiseConfig, noise_experiment
-from jaxprecond.sweep import SweepSpec
+from jaxprecond.experiments.noise import NoiseConfig, noise_experiment
+from jaxprecond.engine.sweep import SweepSpec
 
 TINY_CONFIG = NoiseConfig(
     cases=("high",),

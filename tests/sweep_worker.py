@@ -7,7 +7,7 @@ import sys
 
 import jax
 
-from jaxprecond.sweep import run_sweep
+from jaxprecond.engine.sweep import run_sweep
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from sweep_case import TINY_EXPERIMENT, tiny_spec  # noqa: E402

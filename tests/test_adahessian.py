@@ -8,8 +8,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxprecond.adahessian import adahessian, hutchinson_diagonal, scale_by_adahessian
-from jaxprecond.noise import NoiseConfig, run_noise
+from jaxprecond.optim.adahessian import adahessian, hutchinson_diagonal, scale_by_adahessian
+from jaxprecond.experiments.noise import NoiseConfig, run_noise
 
 H = np.array([[3.0, 1.0, -0.5], [1.0, 2.0, 0.25], [-0.5, 0.25, 1.0]])
 

@@ -13,7 +13,7 @@ from jaxprecond.claims import (
     paired_spearman,
     transfer_claims,
 )
-from jaxprecond.ood import METRICS, OODConfig, OODResults
+from jaxprecond.experiments.ood import METRICS, OODConfig, OODResults
 
 POWERS = (-1.0, -0.5, 0.0, 0.5, 1.0)
 

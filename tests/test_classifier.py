@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxprecond.classifier import (
+from jaxprecond.tasks.classifier import (
     CLASSIFIER_LAYERS,
     accuracy,
     classification_loss,
@@ -15,7 +15,7 @@ from jaxprecond.classifier import (
     init_classifier,
     logits,
 )
-from jaxprecond.registry import make_optimizer, oracles
+from jaxprecond.optim.registry import make_optimizer, oracles
 
 
 def test_init_is_torch_default_uniform():

@@ -3,7 +3,7 @@
 import json
 
 from jaxprecond.cli import build_parser, main, noise_config
-from jaxprecond.noise import PRESETS, NoiseResults
+from jaxprecond.experiments.noise import PRESETS, NoiseResults
 
 TINY = [
     "noise",

@@ -1,7 +1,7 @@
 """One conformance matrix for the package's transforms (as optax's contrib tests do).
 
 Each case builds the transform from hyper-parameters and supplies its oracles through
-``jaxprecond.registry.oracles``. Every case must: run under jit and equal the eager result;
+``jaxprecond.optim.registry.oracles``. Every case must: run under jit and equal the eager result;
 vmap over 8 seeds like a Python loop; give the same updates through optax.inject_hyperparams;
 keep float32 and bfloat16 parameter dtypes; work inside optax.chain, optax.MultiSteps and
 optax.partition.
@@ -16,12 +16,12 @@ import numpy as np
 import optax
 import pytest
 
-from jaxprecond.adahessian import scale_by_adahessian
-from jaxprecond.estimated import scale_by_online_covariance_power
-from jaxprecond.kfac import MLP_LAYERS, mlp_kfac_statistics, scale_by_kfac
-from jaxprecond.registry import oracles
-from jaxprecond.shampoo import scale_by_shampoo
-from jaxprecond.transforms import route_to_kernel, scale_by_covariance_power
+from jaxprecond.optim.adahessian import scale_by_adahessian
+from jaxprecond.optim.estimated import scale_by_online_covariance_power
+from jaxprecond.optim.kfac import MLP_LAYERS, mlp_kfac_statistics, scale_by_kfac
+from jaxprecond.optim.registry import oracles
+from jaxprecond.optim.shampoo import scale_by_shampoo
+from jaxprecond.optim.covariance_power import route_to_kernel, scale_by_covariance_power
 
 DX, DH, N = 3, 4, 12
 X = jax.random.normal(jax.random.key(0), (N, DX))

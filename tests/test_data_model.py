@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxprecond.data import case_spectrum, random_rotation, sample_task, teacher
-from jaxprecond.model import init_mlp, init_mlp_gaussian
+from jaxprecond.tasks.single_index import case_spectrum, random_rotation, sample_task, teacher
+from jaxprecond.tasks.student import init_mlp, init_mlp_gaussian
 
 DX, K, N, N_TRAIN = 5, 2, 4000, 200
 

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxprecond.data import case_spectrum, sample_task
-from jaxprecond.estimated import empirical_covariance, scale_by_online_covariance_power
+from jaxprecond.tasks.single_index import case_spectrum, sample_task
+from jaxprecond.optim.estimated import empirical_covariance, scale_by_online_covariance_power
 from jaxprecond.linalg import matrix_power
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxprecond import idx
+from jaxprecond.tasks import idx
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FASHION = Path("/usr/share/datasets/fashion-mnist")

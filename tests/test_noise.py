@@ -7,8 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxprecond.noise import NoiseConfig, NoiseResults, run_noise
-from jaxprecond.stats import DivergenceWarning
+from jaxprecond.experiments.noise import NoiseConfig, NoiseResults, run_noise
+from jaxprecond.engine.stats import DivergenceWarning
 
 SMALL = NoiseConfig(
     cases=("high", "low"),

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from jaxprecond.cli import main
-from jaxprecond.ood import OPTIMIZERS, OODConfig, OODResults, run_ood
-from jaxprecond.stats import DivergenceWarning
+from jaxprecond.experiments.ood import OPTIMIZERS, OODConfig, OODResults, run_ood
+from jaxprecond.engine.stats import DivergenceWarning
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SMALL = dict(dataset="synthetic", hidden=16, n_train=100, n_val=200, n_test=200)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxprecond.ood_data import (
+from jaxprecond.tasks.correlation_shift import (
     OODData,
     add_templates,
     as_features,
@@ -52,7 +52,7 @@ def numpy_add(images, template_labels, templates):
 def mnist():
     if not MNIST.is_dir():
         pytest.skip(f"{MNIST} is absent: the MNIST test split is needed")
-    from jaxprecond.idx import load_idx_dataset
+    from jaxprecond.tasks.idx import load_idx_dataset
 
     images, labels = load_idx_dataset("mnist", "test", data_dir=MNIST.parent)
     return np.asarray(as_features(images)), labels

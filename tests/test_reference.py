@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from jaxprecond.reference import (
+from jaxprecond.fidelity.replays import (
     EARLY_TOLERANCE,
     TRANSFER_HEAD_TOLERANCE,
     TRANSFER_MSE_TOLERANCE,

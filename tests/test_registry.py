@@ -6,9 +6,9 @@ import numpy as np
 import optax
 import pytest
 
-from jaxprecond.data import case_spectrum, sample_task
-from jaxprecond.model import init_mlp
-from jaxprecond.registry import OPTIMIZERS, make_optimizer, oracles
+from jaxprecond.tasks.single_index import case_spectrum, sample_task
+from jaxprecond.tasks.student import init_mlp
+from jaxprecond.optim.registry import OPTIMIZERS, make_optimizer, oracles
 from jaxprecond.train import regression_loss, train
 
 SPEC = case_spectrum("high")

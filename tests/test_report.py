@@ -7,7 +7,7 @@ import pytest
 
 from jaxprecond.cli import main
 from jaxprecond.report import load_sweep_file, run_sweep_file, write_report
-from jaxprecond.stats import summarize_seeds
+from jaxprecond.engine.stats import summarize_seeds
 
 SMALL = """
 experiment = "noise"

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxprecond.data import case_spectrum, random_rotation
-from jaxprecond.noise import NoiseConfig
-from jaxprecond.rotated import compare_arms, diagonal_power, feature_distance
+from jaxprecond.tasks.single_index import case_spectrum, random_rotation
+from jaxprecond.experiments.noise import NoiseConfig
+from jaxprecond.experiments.rotated import compare_arms, diagonal_power, feature_distance
 
 CONFIG = NoiseConfig(dh=16, n=400, n_train=200, steps=200, log_every=200)
 POWERS = jnp.array([-1.0, 1.0])

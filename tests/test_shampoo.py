@@ -7,7 +7,7 @@ import optax
 import pytest
 import scipy.linalg
 
-from jaxprecond.shampoo import scale_by_shampoo, shampoo
+from jaxprecond.optim.shampoo import scale_by_shampoo, shampoo
 
 EPS = 1e-6
 

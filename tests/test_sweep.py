@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from sweep_case import TINY_EXPERIMENT, tiny_spec
 
-from jaxprecond import sweep as sweep_module
-from jaxprecond.store import atomic_path
-from jaxprecond.sweep import (
+from jaxprecond.engine import sweep as sweep_module
+from jaxprecond.engine.store import atomic_path
+from jaxprecond.engine.sweep import (
     SweepSpec,
     axis_arrays,
     chunk_function,

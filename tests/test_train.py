@@ -8,9 +8,9 @@ import numpy as np
 import optax
 import pytest
 
-from jaxprecond.data import case_spectrum, sample_task
-from jaxprecond.model import init_mlp
-from jaxprecond.noise import NoiseConfig, run_noise
+from jaxprecond.tasks.single_index import case_spectrum, sample_task
+from jaxprecond.tasks.student import init_mlp
+from jaxprecond.experiments.noise import NoiseConfig, run_noise
 from jaxprecond.train import blocked_mse, regression_loss, train
 
 SPEC = case_spectrum("high")
@@ -45,7 +45,7 @@ def test_records_match_an_explicit_python_loop():
 
 
 def _apply(params):
-    from jaxprecond.model import mlp_apply
+    from jaxprecond.tasks.student import mlp_apply
 
     return mlp_apply(params, TASK.x_test)
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from jaxprecond.cli import main
-from jaxprecond.data import CASES
-from jaxprecond.noise import simulate_cell
-from jaxprecond.ridge import ridge_head
-from jaxprecond.transfer import (
+from jaxprecond.tasks.single_index import CASES
+from jaxprecond.experiments.noise import simulate_cell
+from jaxprecond.tasks.ridge import ridge_head
+from jaxprecond.experiments.transfer import (
     PAIRS,
     TRANSFER_PRESETS,
     TransferConfig,

@@ -12,9 +12,9 @@ import pytest
 import scipy.linalg
 
 from jaxprecond.linalg import Eigh, eigh_psd
-from jaxprecond.model import init_mlp
+from jaxprecond.tasks.student import init_mlp
 from jaxprecond.train import regression_loss
-from jaxprecond.transforms import (
+from jaxprecond.optim.covariance_power import (
     apply_neuronwise,
     covariance_power,
     kernel_labels,

@@ -2,7 +2,7 @@
 
 The exact preconditioner of the paper uses the population covariance. In practice Σ is
 estimated: once from the training inputs (:func:`empirical_covariance`, then
-:func:`jaxprecond.transforms.scale_by_covariance_power`), or online as an exponential moving
+:func:`jaxprecond.optim.covariance_power.scale_by_covariance_power`), or online as an exponential moving
 average of minibatch second moments, as K-FAC's input factor
 (:func:`scale_by_online_covariance_power`).
 Second moments are uncentred by default (K-FAC's convention, equal to the covariance for the
@@ -18,7 +18,12 @@ import jax.numpy as jnp
 import optax
 
 from jaxprecond.linalg import eigh_psd
-from jaxprecond.transforms import LAYOUTS, NORMALIZATIONS, apply_neuronwise, preconditioner
+from jaxprecond.optim.covariance_power import (
+    LAYOUTS,
+    NORMALIZATIONS,
+    apply_neuronwise,
+    preconditioner,
+)
 
 
 def empirical_covariance(x, *, centered: bool = False):
@@ -102,7 +107,7 @@ def scale_by_online_covariance_power(
       centered: subtract the running mean (covariance) instead of the uncentred moment.
       refresh_every: steps between recomputations of ``P``.
       normalize: ``None``, ``"max"`` or ``"trace"`` (see
-        :func:`jaxprecond.transforms.preconditioner`).
+        :func:`jaxprecond.optim.covariance_power.preconditioner`).
 
     Returns:
       An ``optax.GradientTransformationExtraArgs``.

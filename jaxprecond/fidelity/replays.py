@@ -2,9 +2,9 @@
 
 A noise fixture (``ref_*.npz``) stores the data, the initial weights and the per-step train loss
 and test MSE of 10 000 full-batch steps. The replay starts from the same weights and data, runs
-:func:`jaxprecond.train.train` with :func:`jaxprecond.transforms.covariance_power`, and compares
+:func:`jaxprecond.experiments.regression.train` with :func:`jaxprecond.optim.covariance_power.covariance_power`, and compares
 trajectories element-wise. A transfer fixture (``transfer_*.npz``) is replayed from its frozen
-first layer and stage-2 data: the ridge head of :func:`jaxprecond.transfer.refit_head` against
+first layer and stage-2 data: the ridge head of :func:`jaxprecond.experiments.transfer.refit_head` against
 the stored head and stage-2 MSEs.
 """
 
@@ -19,12 +19,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxprecond.adahessian import adahessian
-from jaxprecond.data import Task
-from jaxprecond.model import from_torch
-from jaxprecond.train import regression_loss, train
-from jaxprecond.transfer import TransferConfig, refit_head
-from jaxprecond.transforms import covariance_power
+from jaxprecond.experiments.regression import train
+from jaxprecond.experiments.transfer import TransferConfig, refit_head
+from jaxprecond.optim.adahessian import adahessian
+from jaxprecond.optim.covariance_power import covariance_power
+from jaxprecond.tasks.single_index import Task
+from jaxprecond.tasks.student import from_torch, regression_loss
 
 #: Tolerances of the noise-fixture check (see the issue tracker's fidelity requirement).
 EARLY_STEPS = 300
@@ -325,8 +325,8 @@ TRANSFER_MSE_TOLERANCE = 1e-4
 def replay_transfer(path, *, float64: bool = False):
     """Replay a transfer fixture's ridge stage from its frozen first layer and stage-2 data.
 
-    The head and MSEs are the experiment's own (:func:`jaxprecond.transfer.refit_head`: the
-    ridge head of :func:`jaxprecond.ridge.ridge_head` with the fixture's ``ridge_lambda`` on the
+    The head and MSEs are the experiment's own (:func:`jaxprecond.experiments.transfer.refit_head`: the
+    ridge head of :func:`jaxprecond.tasks.ridge.ridge_head` with the fixture's ``ridge_lambda`` on the
     features ``relu(X2 W1ᵀ + b1)``; the authors' rule picks the dual form, ``dh > N``).
 
     Args:

@@ -1,4 +1,4 @@
-"""The student: a two-layer ReLU network as a plain pytree.
+"""The student: a two-layer ReLU network as a plain pytree, its loss and its features.
 
 Parameters are ``{"W1": (dh, dx), "b1": (dh,), "W2": (dh,), "b2": ()}``: the first-layer kernel is
 stored ``(dh, dx)`` as in torch (layout ``"out_in"``), so neuron ``j`` is row ``W1[j]``. Keeping
@@ -14,6 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxprecond.linalg import matrix_power
+
+Precision = jax.lax.Precision
 
 
 def _check_sizes(dx, dh):
@@ -144,6 +146,96 @@ def weight_norm_sq(params):
       31.0
     """
     return jnp.sum(params["W1"] ** 2) + jnp.sum(params["W2"] ** 2)
+
+
+def regression_loss(params, x, y, *, weight_decay, n_train, precision=Precision.HIGHEST):
+    """``mean((f(x) − y)²) + 0.5·wd·(‖W1‖² + ‖W2‖²)/n_train``.
+
+    Args:
+      params: the MLP parameters.
+      x: ``(B, dx)`` inputs.
+      y: ``(B,)`` targets.
+      weight_decay: ``wd``.
+      n_train: the number of training points ``N`` normalising the weight-decay term.
+      precision: matmul precision.
+
+    Returns:
+      The scalar loss.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxprecond.tasks.student import init_mlp
+      >>> params = init_mlp(jax.random.key(0), 2, 3)
+      >>> x, y = jnp.zeros((4, 2)), jnp.ones(4)
+      >>> float(regression_loss(params, x, y, weight_decay=0.0, n_train=4))
+      1.0
+    """
+    residual = mlp_apply(params, x, precision) - y
+    penalty = 0.5 * weight_decay * weight_norm_sq(params) / n_train
+    return jnp.mean(residual**2) + penalty
+
+
+def blocked_mse(params, x, y, *, block_size: int, precision=Precision.HIGHEST):
+    """Plain MSE on ``(x, y)`` evaluated ``block_size`` points at a time.
+
+    Bounds memory at ``block_size × dh`` activations per model, whatever the test set's size.
+
+    Args:
+      params: the MLP parameters.
+      x: ``(M, dx)`` inputs.
+      y: ``(M,)`` targets.
+      block_size: points per block (the last block is padded and masked).
+      precision: matmul precision.
+
+    Returns:
+      The scalar mean squared error.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxprecond.tasks.student import init_mlp
+      >>> params = init_mlp(jax.random.key(0), 2, 3)
+      >>> float(blocked_mse(params, jnp.zeros((5, 2)), jnp.ones(5), block_size=2))
+      1.0
+    """
+    m, dx = x.shape
+    n_blocks = -(-m // block_size)
+    pad = n_blocks * block_size - m
+    xb = jnp.pad(x, ((0, pad), (0, 0))).reshape(n_blocks, block_size, dx)
+    yb = jnp.pad(y, (0, pad)).reshape(n_blocks, block_size)
+    mask = (jnp.arange(n_blocks * block_size) < m).reshape(n_blocks, block_size)
+
+    def block_sum(block):
+        xs, ys, keep = block
+        residual = jnp.where(keep, mlp_apply(params, xs, precision) - ys, 0.0)
+        return jnp.sum(residual**2)
+
+    total = jnp.sum(jax.lax.map(block_sum, (xb, yb, mask)))
+    return total / m
+
+
+def first_layer_features(kernel, eigenvectors, direction):
+    """Energy fractions of the ``(dh, dx)`` first-layer kernel along Σ's eigenvectors and ``β̂``.
+
+    Args:
+      kernel: ``(dh, dx)`` first-layer weights (one neuron per row).
+      eigenvectors: ``(dx, dx)`` eigenvectors of Σ (columns).
+      direction: ``(dx,)`` teacher direction (any norm).
+
+    Returns:
+      ``(alignment, energy)``: ``‖W β̂‖²/‖W‖²`` and the ``(dx,)`` vector ``‖W q_r‖²/‖W‖²``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> a, e = first_layer_features(jnp.array([[3.0, 4.0]]), jnp.eye(2), jnp.array([1.0, 0.0]))
+      >>> round(float(a), 4), [round(float(v), 4) for v in e]
+      (0.36, [0.36, 0.64])
+    """
+    total = jnp.sum(kernel**2)
+    unit = direction / jnp.linalg.norm(direction)
+    alignment = jnp.sum(jnp.matmul(kernel, unit, precision=Precision.HIGHEST) ** 2) / total
+    projected = jnp.matmul(kernel, eigenvectors, precision=Precision.HIGHEST)
+    energy = jnp.sum(projected**2, axis=0) / total
+    return alignment, energy
 
 
 def from_torch(W1, b1, W2, b2) -> dict:

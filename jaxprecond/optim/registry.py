@@ -16,7 +16,7 @@ from collections.abc import Callable
 import jax
 import optax
 
-from jaxprecond.adahessian import adahessian
+from jaxprecond.optim.adahessian import adahessian
 
 
 def only_oracles(transform, names) -> optax.GradientTransformationExtraArgs:
@@ -76,14 +76,14 @@ def _sophia_h(learning_rate, **options):
 
 
 def _covariance_power(learning_rate, covariance, power, **options):
-    from jaxprecond.transforms import covariance_power
+    from jaxprecond.optim.covariance_power import covariance_power
 
     options.setdefault("layout", "out_in")
     return covariance_power(learning_rate, covariance, power, **options)
 
 
 def _shampoo(learning_rate, **options):
-    from jaxprecond.shampoo import shampoo
+    from jaxprecond.optim.shampoo import shampoo
 
     return shampoo(learning_rate, **options)
 
@@ -91,8 +91,8 @@ def _shampoo(learning_rate, **options):
 def _kfac(learning_rate, *, layers=None, statistics=None, **options):
     """K-FAC whose layer statistics come from the batch oracles: ``statistics(params, inputs,
     targets) -> (layer_inputs, output_grads)`` for ``layers`` (default: jaxprecond's
-    regression MLP, :func:`~jaxprecond.kfac.mlp_kfac_statistics`)."""
-    from jaxprecond.kfac import MLP_LAYERS, kfac, mlp_kfac_statistics
+    regression MLP, :func:`~jaxprecond.optim.kfac.mlp_kfac_statistics`)."""
+    from jaxprecond.optim.kfac import MLP_LAYERS, kfac, mlp_kfac_statistics
 
     if (layers is None) != (statistics is None):
         raise ValueError("kfac: give both layers=... and statistics=..., or neither")
@@ -128,6 +128,33 @@ OPTIMIZERS: dict[str, Callable] = {
     "shampoo": _shampoo,
     "kfac": _kfac,
 }
+
+
+def weight_decay_coupling(name: str, weight_decay) -> tuple[dict, float]:
+    """Where optimizer ``name`` takes weight decay ``wd``: the one rule, for every experiment.
+
+    AdaHessian decays the weights itself, decoupled (``θ ← θ(1 − lr·wd) − …``), with a plain
+    loss, as the paper's AdaHessian arm and the authors' pytorch-optimizer do. Every other
+    optimizer sees ``wd`` as the loss's coupled L2 term; Sophia-H's own decoupled decay
+    (optax's default 1e-4) is switched off so that the term counts once.
+
+    Args:
+      name: a name of :data:`OPTIMIZERS` (``covariance_power`` for Σ^p).
+      weight_decay: ``wd`` (may be traced).
+
+    Returns:
+      ``(options, loss_weight_decay)``: keywords for :func:`make_optimizer` and the loss's
+      coupled coefficient.
+
+    Example:
+      >>> weight_decay_coupling("adahessian", 1e-4), weight_decay_coupling("gd", 1e-4)
+      (({'weight_decay': 0.0001}, 0.0), ({}, 0.0001))
+    """
+    if name == "adahessian":
+        return {"weight_decay": weight_decay}, 0.0
+    if name == "sophia_h":
+        return {"weight_decay": 0.0}, weight_decay
+    return {}, weight_decay
 
 
 def make_optimizer(name: str, learning_rate, **options) -> optax.GradientTransformationExtraArgs:

@@ -45,7 +45,7 @@ import optax
 
 from jaxprecond.checks import check_range
 from jaxprecond.linalg import Eigh, eigh_psd, power_from_eigh
-from jaxprecond.transforms import LAYOUTS
+from jaxprecond.optim.covariance_power import LAYOUTS
 
 Precision = jax.lax.Precision
 
@@ -435,8 +435,8 @@ def kfac(
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxprecond.model import init_mlp
-      >>> from jaxprecond.train import regression_loss
+      >>> from jaxprecond.tasks.student import init_mlp
+      >>> from jaxprecond.tasks.student import regression_loss
       >>> params = init_mlp(jax.random.key(0), 3, 4, scale=0.1)
       >>> x = jax.random.normal(jax.random.key(1), (16, 3))
       >>> y = x[:, 0]
@@ -493,7 +493,7 @@ def mlp_kfac_statistics(params, x, y, *, n_train=None, precision=Precision.HIGHE
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxprecond.model import init_mlp
+      >>> from jaxprecond.tasks.student import init_mlp
       >>> params = init_mlp(jax.random.key(0), 2, 3)
       >>> inputs, grads = mlp_kfac_statistics(params, jnp.zeros((4, 2)), jnp.ones(4))
       >>> inputs["layer2"].shape, grads["layer2"][:, 0]  # 2 (f − y) with f = 0

@@ -144,7 +144,7 @@ def classifier_kfac_statistics(params, x, labels, *, precision=Precision.HIGHEST
 
     The pre-activations get zero "taps" whose gradients are ``∂L/∂s``, scaled by ``N`` to be
     each example's own gradient (at the observed labels: ``softmax(s2) − onehot(y)`` at the
-    output), as :func:`jaxprecond.kfac.mlp_kfac_statistics` does for the regression MLP.
+    output), as :func:`jaxprecond.optim.kfac.mlp_kfac_statistics` does for the regression MLP.
 
     Args:
       params: the classifier's parameters.

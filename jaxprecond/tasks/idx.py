@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxprecond.checks import MissingFile, SettingError
+
 #: the system-wide data root; Debian's ``dataset-*`` packages install under it.
 DATASETS_ROOT = Path("/usr/share/datasets")
 
@@ -114,7 +116,7 @@ def read_idx(path) -> np.ndarray:
       The array, in the native byte order.
 
     Raises:
-      ValueError: the file is not a well-formed IDX file (the message names it).
+      SettingError: the file is not a well-formed IDX file (the message names it).
 
     Example:
       >>> import os, tempfile
@@ -134,20 +136,20 @@ def read_idx(path) -> np.ndarray:
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as error:
-            raise ValueError(f"{path}: not a valid gzip file ({error})") from None
+            raise SettingError(f"{path}: not a valid gzip file ({error})") from None
     if len(data) < 4 or data[:2] != b"\x00\x00":
-        raise ValueError(f"{path}: not an IDX file (bad magic number {data[:4].hex()!r})")
+        raise SettingError(f"{path}: not an IDX file (bad magic number {data[:4].hex()!r})")
     code, ndim = data[2], data[3]
     if code not in IDX_DTYPES:
-        raise ValueError(f"{path}: unknown IDX type code 0x{code:02x}")
+        raise SettingError(f"{path}: unknown IDX type code 0x{code:02x}")
     dtype = IDX_DTYPES[code]
     offset = 4 + 4 * ndim
     if len(data) < offset:
-        raise ValueError(f"{path}: truncated IDX header ({ndim} dimensions, {len(data)} bytes)")
+        raise SettingError(f"{path}: truncated IDX header ({ndim} dimensions, {len(data)} bytes)")
     shape = tuple(int(n) for n in np.frombuffer(data, ">u4", count=ndim, offset=4))
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) - offset != expected:
-        raise ValueError(
+        raise SettingError(
             f"{path}: IDX shape {shape} of {dtype.name} needs {expected} data bytes, "
             f"the file has {len(data) - offset}"
         )
@@ -157,7 +159,7 @@ def read_idx(path) -> np.ndarray:
 
 def _check_name(name: str) -> None:
     if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; choose one of {sorted(DATASETS)}")
+        raise SettingError(f"unknown data set {name!r}; choose one of {sorted(DATASETS)}")
 
 
 def cache_dir(name: str) -> Path:
@@ -233,7 +235,7 @@ def _matches(digests: dict[str, str], expected) -> bool:
     for entry in expected:
         algorithm, _, value = entry.partition(":")
         if algorithm not in _HASHES or not value:
-            raise ValueError(f"checksum entries are 'sha256:<hex>' or 'md5:<hex>', got {entry!r}")
+            raise SettingError(f"checksum entries are 'sha256:<hex>' or 'md5:<hex>', got {entry!r}")
         if digests[algorithm] == value.lower():
             return True
     return False
@@ -250,7 +252,7 @@ def verify_file(path, expected) -> None:
       expected: ``"sha256:<hex>"`` / ``"md5:<hex>"`` strings; any one matching accepts the file.
 
     Raises:
-      ValueError: no digest matches (the message names the file, the expected and the actual
+      SettingError: no digest matches (the message names the file, the expected and the actual
         digests).
 
     Example:
@@ -263,7 +265,7 @@ def verify_file(path, expected) -> None:
       ...     verify_file(path, ["md5:0000"])  # doctest: +ELLIPSIS
       Traceback (most recent call last):
       ...
-      ValueError: checksum mismatch for .../abc.txt: expected md5:0000, got sha256:ba7816bf...
+      jaxprecond.checks.SettingError: checksum mismatch for .../abc.txt: expected md5:0000, got sha256:ba7816bf...
     """
     path = Path(path).resolve()
     stat = path.stat()
@@ -273,7 +275,7 @@ def verify_file(path, expected) -> None:
     digests = file_digests(path)
     if not _matches(digests, expected):
         actual = ", ".join(f"{algorithm}:{digests[algorithm]}" for algorithm in _HASHES)
-        raise ValueError(
+        raise SettingError(
             f"checksum mismatch for {path}: expected {' or '.join(expected)}, got {actual}; "
             "delete the file (it is corrupt or another version) and fetch it again"
         )
@@ -304,7 +306,7 @@ def _download(urls, target: Path, expected) -> None:
     raise OSError("; ".join(errors))
 
 
-def _not_found(name: str, split: str, folders, download_error: str | None) -> FileNotFoundError:
+def _not_found(name: str, split: str, folders, download_error: str | None) -> MissingFile:
     files = " and ".join(SPLIT_FILES[split])
     searched = "\n".join(f"  {folder}" for folder in folders)
     lines = [
@@ -321,7 +323,7 @@ def _not_found(name: str, split: str, folders, download_error: str | None) -> Fi
         )
     if download_error is not None:
         lines.append(f"The download failed: {download_error}")
-    return FileNotFoundError("\n".join(lines))
+    return MissingFile("\n".join(lines))
 
 
 def load_idx_dataset(
@@ -340,19 +342,19 @@ def load_idx_dataset(
       ``(images, labels)``: ``uint8`` arrays ``(N, 28, 28)`` and ``(N,)``.
 
     Raises:
-      ValueError: an unknown name or split, a checksum mismatch or a malformed file.
-      FileNotFoundError: the files are in no searched folder and were not (or could not be)
+      SettingError: an unknown name or split, a checksum mismatch or a malformed file.
+      MissingFile: the files are in no searched folder and were not (or could not be)
         downloaded; the message lists the folders and how to provide the files.
 
     Example:
       >>> load_idx_dataset("mnist", "validation")
       Traceback (most recent call last):
       ...
-      ValueError: unknown split 'validation'; choose one of ('train', 'test')
+      jaxprecond.checks.SettingError: unknown split 'validation'; choose one of ('train', 'test')
     """
     _check_name(name)
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
+        raise SettingError(f"unknown split {split!r}; choose one of {SPLITS}")
     filenames = SPLIT_FILES[split]
     checksums = DATASETS[name]["files"]
     folders = data_dirs(name, data_dir)
@@ -373,7 +375,7 @@ def load_idx_dataset(
         verify_file(path, checksums[path.name])
     images, labels = (read_idx(path) for path in paths)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise ValueError(
+        raise SettingError(
             f"{folder}: expected images (N, rows, cols) and labels (N,), got shapes "
             f"{images.shape} and {labels.shape}"
         )

@@ -1,15 +1,12 @@
-"""Run folders: arrays, the full config and the environment, written atomically.
+"""Files of a run folder, written atomically, and the environment that wrote them.
 
-A run folder holds ``arrays.npz`` (the results), ``config.json`` (every setting),
-``environment.json`` (package versions, devices, git revision) and whatever reports the
-experiment adds. Every file is written to a temporary name and renamed, so a crash never leaves
-a half-written file, and an existing run is never overwritten unless asked.
+Every file is written to a temporary name and renamed, so a crash never leaves a half-written
+file (the run folder's layout is in :mod:`jaxprecond.engine.sweep`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
 import subprocess
@@ -19,10 +16,6 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-
-ARRAYS = "arrays.npz"
-CONFIG = "config.json"
-ENVIRONMENT = "environment.json"
 
 
 @contextlib.contextmanager
@@ -185,104 +178,3 @@ def environment() -> dict:
         "devices": [str(d) for d in jax.devices()],
         "git_revision": git_revision(),
     }
-
-
-def prepare_run_dir(directory, *, overwrite: bool = False) -> Path:
-    """Create ``directory``; refuse (``FileExistsError``) if it already holds results.
-
-    Args:
-      directory: the run folder (created with its parents if needed).
-      overwrite: accept a folder that already holds ``arrays.npz``.
-
-    Returns:
-      The folder's path.
-
-    Raises:
-      FileExistsError: the folder already holds ``arrays.npz`` and ``overwrite`` is false.
-
-    Example:
-      >>> import tempfile
-      >>> from pathlib import Path
-      >>> with tempfile.TemporaryDirectory() as d:
-      ...     run = prepare_run_dir(Path(d) / "run")
-      ...     print(run.is_dir())
-      ...     write_arrays(run / "arrays.npz", {"x": [0]})
-      ...     try:
-      ...         prepare_run_dir(run)
-      ...     except FileExistsError:
-      ...         print("refused")
-      ...     print(prepare_run_dir(run, overwrite=True) == run)
-      True
-      refused
-      True
-    """
-    directory = Path(directory)
-    if (directory / ARRAYS).exists() and not overwrite:
-        raise FileExistsError(
-            f"{directory} already holds results ({ARRAYS}); choose another folder or pass "
-            "overwrite=True (--overwrite)"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
-def save_run(directory, arrays: dict, config: dict, *, overwrite: bool = False) -> Path:
-    """Write a run folder: arrays, config and environment.
-
-    Args:
-      directory: the folder (created if needed).
-      arrays: name → numpy array.
-      config: a JSON-serialisable dict of every setting.
-      overwrite: replace existing results instead of refusing.
-
-    Returns:
-      The folder's path.
-
-    Example:
-      >>> import tempfile
-      >>> import numpy as np
-      >>> from pathlib import Path
-      >>> with tempfile.TemporaryDirectory() as d:
-      ...     run = save_run(Path(d) / "run", {"loss": np.array([1.0, 0.5])}, {"lr": 0.1})
-      ...     print(sorted(p.name for p in run.iterdir()))
-      ['arrays.npz', 'config.json', 'environment.json']
-    """
-    directory = prepare_run_dir(directory, overwrite=overwrite)
-    write_text(directory / CONFIG, json.dumps(config, indent=2) + "\n")
-    write_text(directory / ENVIRONMENT, json.dumps(environment(), indent=2) + "\n")
-    write_arrays(directory / ARRAYS, arrays)
-    return directory
-
-
-def load_run(directory) -> tuple[dict, dict]:
-    """Read a run folder written by :func:`save_run`: ``(arrays, config)``.
-
-    Args:
-      directory: a run folder.
-
-    Returns:
-      ``(arrays, config)``: name → numpy array, and the config dict.
-
-    Raises:
-      FileNotFoundError: the folder holds no ``arrays.npz``.
-
-    Example:
-      >>> import tempfile
-      >>> import numpy as np
-      >>> from pathlib import Path
-      >>> with tempfile.TemporaryDirectory() as d:
-      ...     _ = save_run(Path(d) / "run", {"loss": np.array([1.0, 0.5])}, {"lr": 0.1})
-      ...     arrays, config = load_run(Path(d) / "run")
-      ...     try:
-      ...         load_run(Path(d) / "missing")
-      ...     except FileNotFoundError:
-      ...         print("no results")
-      no results
-      >>> arrays["loss"].tolist(), config
-      ([1.0, 0.5], {'lr': 0.1})
-    """
-    directory = Path(directory)
-    if not (directory / ARRAYS).exists():
-        raise FileNotFoundError(f"{directory} holds no results ({ARRAYS} is missing)")
-    config = json.loads((directory / CONFIG).read_text())
-    return read_arrays(directory / ARRAYS), config

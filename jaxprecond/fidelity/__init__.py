@@ -1,0 +1,1 @@
+"""Fidelity to the authors' PyTorch code: replays of their runs (``shared/reference``)."""
