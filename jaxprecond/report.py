@@ -46,7 +46,8 @@ def load_sweep_file(path):
 
     Example:
       >>> import tempfile
-      >>> toml = 'experiment = "noise"\\nseeds = 8\\n[config]\\nsteps = 200\\n[axes]\\np = [-1, 1]\\n'
+      >>> toml = 'experiment = "noise"\\nseeds = 8\\n[config]\\nsteps = 200\\n'
+      >>> toml += '[axes]\\np = [-1, 1]\\n'
       >>> with tempfile.TemporaryDirectory() as d:
       ...     _ = (Path(d) / "sweep.toml").write_text(toml)
       ...     experiment, config, axes, out = load_sweep_file(Path(d) / "sweep.toml")

@@ -202,7 +202,8 @@ class Config:
     """The settings every experiment has: seeds and how they are split into compiled calls.
 
     Subclasses add their own fields (with :func:`setting`) and cross-field checks
-    (:meth:`validate`). Construction checks every field, then calls :meth:`validate`.
+    (:meth:`validate`). Construction checks every field, that ``steps`` (if there are such
+    fields) is a multiple of ``log_every``, then calls :meth:`validate`.
 
     Attributes:
       seeds: seeds per grid point.
@@ -236,6 +237,9 @@ class Config:
     def __post_init__(self):
         for name, field in checked_fields(self).items():
             object.__setattr__(self, name, field.metadata["check"](name, getattr(self, name)))
+        steps, log_every = getattr(self, "steps", None), getattr(self, "log_every", None)
+        if isinstance(steps, int) and isinstance(log_every, int) and steps % log_every:
+            raise SettingError(f"steps={steps} must be a multiple of log_every={log_every}")
         self.validate()
 
     def validate(self) -> None:

@@ -34,6 +34,11 @@ def every_record(config) -> tuple[int, ...]:
     return tuple(range(config.log_every - 1, config.steps, config.log_every))
 
 
+def last_record(config) -> tuple[int, ...]:
+    """One record, after the last of ``config.steps`` steps."""
+    return (config.steps - 1,)
+
+
 @dataclasses.dataclass(frozen=True)
 class Experiment:
     """Everything an experiment is.

@@ -113,12 +113,6 @@ def figure(results, *, trajectory_snr: float = 1.0):
 
 
 EXPERIMENT = NOISE = Experiment(
-    "noise",
-    NoiseConfig,
-    PRESETS,
-    run=run,
-    grid={"case": "cases", "p": "powers", "snr": "snrs"},
-    metrics=("test_mse", "train_loss"),
-    figure=figure,
-    description="robustness to label noise (paper Fig. 1): case x p x SNR over seeds",
-)
+    "noise", NoiseConfig, PRESETS, run=run, grid={"case": "cases", "p": "powers", "snr": "snrs"},
+    metrics=("test_mse", "train_loss"), figure=figure, description=__doc__.splitlines()[0],
+)  # fmt: skip

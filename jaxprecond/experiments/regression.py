@@ -109,10 +109,6 @@ class StudentConfig(Config):
     )
 
     def validate(self) -> None:
-        if self.steps % self.log_every:
-            raise SettingError(
-                f"steps={self.steps} must be a multiple of log_every={self.log_every}"
-            )
         if not 1 < self.n_train < self.n:
             raise SettingError(f"need 1 < n_train < n, got n_train={self.n_train}, n={self.n}")
         if not self.k < self.dx:

@@ -25,7 +25,7 @@ import optax
 from matplotlib.figure import Figure
 
 from jaxprecond.engine.config import POSITIVE, one_of, setting
-from jaxprecond.engine.experiment import Experiment
+from jaxprecond.engine.experiment import Experiment, last_record
 from jaxprecond.engine.views import quiet, sweep_table
 from jaxprecond.experiments.regression import StudentConfig, spectra, train
 from jaxprecond.linalg import Eigh
@@ -254,40 +254,28 @@ def table(results) -> str:
 
 
 def figure(results) -> Figure:
-    """Bars of each arm's distance to exact Σ^p, one panel per grid point but ``p``."""
-    arms, names = results.config.arms, [n for n, _ in results.axes]
+    """Bars of each arm's distance to exact Σ^p per ``p``, one panel per value of the other axes
+    (the first two, at most 8 panels)."""
+    arms, names, powers = results.config.arms, [n for n, _ in results.axes], results.values("p")
     summaries = [quiet(results.summary, f"{arm}_distance") for arm in arms]
     others = [(n, v) for n, v in results.axes if n != "p"][:2]
     panels = list(np.ndindex(*(len(v) for _, v in others)))[:8]
     fig = Figure(figsize=(4 * len(panels), 4), layout="tight")
+    width = 0.8 / len(powers)
     for ax, index in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
-        for k, p in enumerate(results.values("p")):
-            where = dict(zip([n for n, _ in others], index, strict=True), p=k)
-            at = tuple(where.get(n, 0) for n in names)
-            mean = np.array([s.mean[at] for s in summaries])
-            ax.bar(
-                np.arange(len(arms)) + 0.8 * k / len(results.values("p")),
-                mean,
-                0.8 / len(results.values("p")),
-                label=f"p = {p:g}",
-            )
+        where = dict(zip([n for n, _ in others], index, strict=True))
+        for k, p in enumerate(powers):
+            at = tuple(k if n == "p" else where.get(n, 0) for n in names)
+            x = np.arange(len(arms)) + width * (k - (len(powers) - 1) / 2)
+            ax.bar(x, [s.mean[at] for s in summaries], width, label=f"p = {p:g}")
         ax.set_xticks(np.arange(len(arms)), arms, rotation=20)
-        ax.set(
-            ylabel="feature distance to exact Σ^p",
-            title=", ".join(f"{n}={v[i]}" for (n, v), i in zip(others, index, strict=True)),
-        )
+        title = ", ".join(f"{n}={v[i]}" for (n, v), i in zip(others, index, strict=True))
+        ax.set(ylabel="feature distance to exact Σ^p", title=title)
         ax.legend(fontsize="small")
     return fig
 
 
 EXPERIMENT = ROTATED = Experiment(
-    "rotated",
-    RotatedConfig,
-    PRESETS,
-    run=run,
-    grid={"case": "cases", "p": "powers"},
-    steps=lambda config: (config.steps - 1,),
-    table=table,
-    figure=figure,
-    description="rotated spectra: how far each preconditioner learns from the exact Sigma^p",
-)
+    "rotated", RotatedConfig, PRESETS, run=run, grid={"case": "cases", "p": "powers"},
+    steps=last_record, table=table, figure=figure, description=__doc__.splitlines()[0],
+)  # fmt: skip

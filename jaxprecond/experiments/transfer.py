@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from jaxprecond.checks import SettingError
 from jaxprecond.engine.config import POSITIVE, one_of, setting
-from jaxprecond.engine.experiment import Experiment
+from jaxprecond.engine.experiment import Experiment, last_record
 from jaxprecond.engine.stats import summarize_seeds
 from jaxprecond.engine.views import quiet
 from jaxprecond.experiments.regression import PRECISIONS, StudentConfig, spectra, train_student
@@ -289,13 +289,6 @@ def figure(results) -> Figure | None:
 
 
 EXPERIMENT = TRANSFER = Experiment(
-    "transfer",
-    TransferConfig,
-    PRESETS,
-    run=run,
-    grid={"case": "cases", "p": "powers"},
-    steps=lambda config: (config.steps - 1,),
-    table=table,
-    figure=figure,
-    description="forward transfer (paper Sec. 4.3): stage 1 with Sigma^p, ridge head refitted",
-)
+    "transfer", TransferConfig, PRESETS, run=run, grid={"case": "cases", "p": "powers"},
+    steps=last_record, table=table, figure=figure, description=__doc__.splitlines()[0],
+)  # fmt: skip

@@ -2,10 +2,11 @@
 
 A noise fixture (``ref_*.npz``) stores the data, the initial weights and the per-step train loss
 and test MSE of 10 000 full-batch steps. The replay starts from the same weights and data, runs
-:func:`jaxprecond.experiments.regression.train` with :func:`jaxprecond.optim.covariance_power.covariance_power`, and compares
-trajectories element-wise. A transfer fixture (``transfer_*.npz``) is replayed from its frozen
-first layer and stage-2 data: the ridge head of :func:`jaxprecond.experiments.transfer.refit_head` against
-the stored head and stage-2 MSEs.
+:func:`jaxprecond.experiments.regression.train` with
+:func:`jaxprecond.optim.covariance_power.covariance_power`, and compares trajectories
+element-wise. A transfer fixture (``transfer_*.npz``) is replayed from its frozen first layer and
+stage-2 data: the ridge head of :func:`jaxprecond.experiments.transfer.refit_head` against the
+stored head and stage-2 MSEs.
 """
 
 from __future__ import annotations
@@ -325,8 +326,9 @@ TRANSFER_MSE_TOLERANCE = 1e-4
 def replay_transfer(path, *, float64: bool = False):
     """Replay a transfer fixture's ridge stage from its frozen first layer and stage-2 data.
 
-    The head and MSEs are the experiment's own (:func:`jaxprecond.experiments.transfer.refit_head`: the
-    ridge head of :func:`jaxprecond.tasks.ridge.ridge_head` with the fixture's ``ridge_lambda`` on the
+    The head and MSEs are the experiment's own
+    (:func:`jaxprecond.experiments.transfer.refit_head`: the ridge head of
+    :func:`jaxprecond.tasks.ridge.ridge_head` with the fixture's ``ridge_lambda`` on the
     features ``relu(X2 W1ᵀ + b1)``; the authors' rule picks the dual form, ``dh > N``).
 
     Args:

@@ -2,8 +2,8 @@
 
 The exact preconditioner of the paper uses the population covariance. In practice Σ is
 estimated: once from the training inputs (:func:`empirical_covariance`, then
-:func:`jaxprecond.optim.covariance_power.scale_by_covariance_power`), or online as an exponential moving
-average of minibatch second moments, as K-FAC's input factor
+:func:`jaxprecond.optim.covariance_power.scale_by_covariance_power`), or online as an
+exponential moving average of minibatch second moments, as K-FAC's input factor
 (:func:`scale_by_online_covariance_power`).
 Second moments are uncentred by default (K-FAC's convention, equal to the covariance for the
 zero-mean inputs of the teacher–student tasks); ``centered=True`` subtracts the running mean.

@@ -464,3 +464,56 @@ def _synthetic_ood_data(
         y_noise=y_random,
         templates=templates,
     )
+
+
+def load_pools(dataset: str, *, data_dir=None, test_split_only: bool = False, download=False):
+    """The images a correlation-shift task draws from, ``(N, d)`` float32 in ``[0, 1]``.
+
+    Args:
+      dataset: an IDX image set of :mod:`jaxprecond.tasks.idx`, or ``"synthetic"``.
+      data_dir, download: where to look first; fetch a missing set into the user cache.
+      test_split_only: draw every pool from the test split (when the training split is absent).
+
+    Returns:
+      ``{"pool_images", "pool_labels"}`` (the training split) and ``{"test_images",
+      "test_labels"}`` unless ``test_split_only``; ``None`` for ``"synthetic"``.
+
+    Raises:
+      MissingFile, SettingError: the files are missing, corrupt or another version.
+    """
+    from jaxprecond.tasks.idx import load_idx_dataset
+
+    if dataset == "synthetic":
+        return None
+    arrays = {}
+    for split in ("test",) if test_split_only else ("train", "test"):
+        images, labels = load_idx_dataset(dataset, split, data_dir=data_dir, download=download)
+        name = "pool" if split == "train" or test_split_only else "test"
+        arrays[f"{name}_images"] = jnp.asarray(as_features(images))
+        arrays[f"{name}_labels"] = jnp.asarray(labels.astype(np.int32))
+    return arrays
+
+
+def draw(key, pools, *, n_train: int, n_val: int, n_test: int, template_std: float = 0.1):
+    """One key's :class:`OODData`: :func:`make_ood_data` from ``pools`` (:func:`load_pools`), or
+    :func:`synthetic_ood_data` when ``pools`` is ``None``.
+
+    Example:
+      >>> data = jax.eval_shape(lambda k: draw(k, None, n_train=8, n_val=4, n_test=6),
+      ...                       jax.random.key(0))
+      >>> data.x_train.shape, data.templates.shape
+      ((8, 20), (2, 20))
+    """
+    if pools is None:
+        return synthetic_ood_data(key, n_train=n_train, n_val=n_val, n_test=n_test)
+    return make_ood_data(
+        key,
+        pools["pool_images"],
+        pools["pool_labels"],
+        pools.get("test_images"),
+        pools.get("test_labels"),
+        n_train=n_train,
+        n_val=n_val,
+        n_test=n_test,
+        template_std=template_std,
+    )
