@@ -22,11 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprecond.optim.adahessian import hutchinson_diagonal
-from jaxprecond.tasks.student import from_torch
-from jaxprecond.experiments.noise import NoiseConfig, run_noise
 from jaxprecond.engine.stats import DivergenceWarning
-from jaxprecond.train import regression_loss
+from jaxprecond.experiments.noise import NOISE, NoiseConfig
+from jaxprecond.optim.adahessian import hutchinson_diagonal
+from jaxprecond.tasks.student import from_torch, regression_loss
 
 
 def diagonal_vs_row_sums(fixture: str, samples: int) -> dict:
@@ -67,7 +66,7 @@ def main(argv=None) -> None:
         preconditioner="adahessian",
     )
     results = {
-        probe: run_noise(dataclasses.replace(config, probe=probe), progress=False)
+        probe: NOISE.sweep(dataclasses.replace(config, probe=probe), progress=False)
         for probe in ("rademacher", "minus_ones")
     }
     print(f"\nfinal test MSE, AdaHessian arm, SNR 1, {args.seeds} seeds, {args.steps} steps")

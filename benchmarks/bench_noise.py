@@ -11,7 +11,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import functools
+import dataclasses
 import statistics
 import time
 
@@ -19,8 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprecond.experiments.noise import NoiseConfig, noise_experiment, noise_sweep_spec
-from jaxprecond.engine.sweep import axis_arrays, chunk_function
+from jaxprecond.engine.experiment import grid_axes
+from jaxprecond.engine.sweep import axis_arrays, default_group_size, program, static_points
+from jaxprecond.experiments.noise import NOISE, NoiseConfig
 
 
 def matmul_peak(sizes=(256, 512, 1024, 2048), repeats: int = 5) -> dict[int, float]:
@@ -41,20 +42,37 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def noise_program(config: NoiseConfig):
+    """The sweep engine's jitted program of ``config``'s grid and its traced axis values.
+
+    Built as :func:`jaxprecond.engine.sweep.run` builds it (one static point: every axis of the
+    noise grid is traced): ``program(seed_indices, axis_values, data)``, outputs with leading
+    axes ``(seed, case, p, snr)``.
+    """
+    config, axes = grid_axes(NOISE, config)
+    config = dataclasses.replace(config, group_size=config.group_size or default_group_size())
+    [(own, point)] = static_points(config, axes)
+    return program(NOISE, point, axes, own, config.group_size), axis_arrays(axes, config.float64)
+
+
 def seed_step_time(seeds: int, steps: int, repeats: int, group_size: int) -> dict:
     """Median µs per seed-step, compile time and temp memory of one cell with ``seeds`` seeds."""
-    config = NoiseConfig(cases=("high",), powers=(1.0,), snrs=(1.0,), seeds=seeds, steps=steps)
-    spec, experiment = noise_sweep_spec(config, group_size=group_size), noise_experiment(config)
-    run, _ = chunk_function(spec, experiment, devices=jax.local_devices()[:1])
+    config = NoiseConfig(
+        cases=("high",), powers=(1.0,), snrs=(1.0,), seeds=seeds, steps=steps,
+        group_size=group_size,
+    )  # fmt: skip
+    run, values = noise_program(config)
     indices = jnp.arange(seeds, dtype=jnp.uint32)
-    values = axis_arrays(spec, experiment)
     start = time.perf_counter()
-    compiled = functools.partial(run.lower(indices, values).compile(), values=values)
+    compiled = run.lower(indices, values, None).compile()
     compile_s = time.perf_counter() - start
     memory = compiled.memory_analysis()
     temp = getattr(memory, "temp_size_in_bytes", None) if memory is not None else None
-    jax.block_until_ready(compiled(indices))
-    times = [_timed(lambda: jax.block_until_ready(compiled(indices))) for _ in range(repeats)]
+    jax.block_until_ready(compiled(indices, values, None))
+    times = [
+        _timed(lambda: jax.block_until_ready(compiled(indices, values, None)))
+        for _ in range(repeats)
+    ]
     median = statistics.median(times)
     return {
         "seeds": seeds,

@@ -6,8 +6,8 @@ dx 10, dh 500, n 10 000 with 200 training points, full-batch GD, lr 1e-2, wd 1e-
 P = diag(λ^p), train loss and test MSE on the 9 800 test points recorded every ``log_every``
 steps, float32, fresh data and init per seed):
 
-* ``jaxprecond``: many seeds in one compiled call of the sweep engine
-  (``noise_experiment`` + ``noise_sweep_spec`` → ``chunk_function`` / ``run_chunk``, matmul
+* ``jaxprecond``: many seeds in one compiled call of the sweep engine (the noise experiment's
+  grid → ``jaxprecond.engine.sweep.program`` / ``run_chunk``, as ``sweep.run`` builds them; matmul
   precision HIGHEST), on ``--host-devices`` XLA host devices (default: one per core, as the
   ``jaxprecond`` console script does).
 * ``torch``: the authors' training loop in PyTorch (``torch.set_num_threads(--threads)``), one
@@ -174,11 +174,15 @@ def measure_torch(seeds: int, steps: int, log_every: int, threads: int) -> dict:
 
 
 def measure_jaxprecond(seeds: int, steps: int, log_every: int) -> dict:
+    import dataclasses
+
     import jax
     import numpy as np
 
-    from jaxprecond.experiments.noise import NoiseConfig, noise_experiment, noise_sweep_spec
-    from jaxprecond.engine.sweep import axis_arrays, chunk_function, run_chunk
+    from jaxprecond.engine.experiment import grid_axes
+    from jaxprecond.engine.sweep import axis_arrays, default_group_size, run_chunk, static_points
+    from jaxprecond.engine.sweep import program as sweep_program
+    from jaxprecond.experiments.noise import NOISE, NoiseConfig
 
     config = NoiseConfig(
         cases=(CASE,),
@@ -189,10 +193,14 @@ def measure_jaxprecond(seeds: int, steps: int, log_every: int) -> dict:
         log_every=log_every,
         precision="highest",
     )
-    spec, experiment = noise_sweep_spec(config), noise_experiment(config)
-    program, devices = chunk_function(spec, experiment)
+    # the program jaxprecond.engine.sweep.run compiles for this grid (every axis traced)
+    config, axes = grid_axes(NOISE, config)
+    config = dataclasses.replace(config, group_size=config.group_size or default_group_size())
+    [(own, point)] = static_points(config, axes)
+    program = sweep_program(NOISE, point, axes, own, config.group_size)
+    devices = jax.local_devices()
     indices = np.arange(-(-seeds // len(devices)) * len(devices), dtype=np.uint32)
-    values = axis_arrays(spec, experiment)
+    values = axis_arrays(axes)
     start = time.perf_counter()
     run_chunk(program, devices, indices, values)  # compile + one full run
     first_s = time.perf_counter() - start
@@ -203,7 +211,7 @@ def measure_jaxprecond(seeds: int, steps: int, log_every: int) -> dict:
         "seeds": len(indices),
         "run_s": run_s,
         "overhead_s": max(first_s - run_s, 0.0),  # compile (first call minus a warm call)
-        "final_test_mse_mean": float(np.mean(out.test_mse[..., -1])),
+        "final_test_mse_mean": float(np.mean(out["test_mse"][..., -1])),
         "devices": len(devices),
         "jax": jax.__version__,
     }
@@ -217,8 +225,7 @@ def measure_jaxloop(seeds: int, steps: int, log_every: int) -> dict:
     import jax.numpy as jnp
 
     from jaxprecond.tasks.single_index import case_spectrum, sample_task
-    from jaxprecond.tasks.student import init_mlp, mlp_apply
-    from jaxprecond.train import regression_loss
+    from jaxprecond.tasks.student import init_mlp, mlp_apply, regression_loss
 
     highest = jax.lax.Precision.HIGHEST
     spectrum = case_spectrum(CASE, dx=DX, scale=SCALE)

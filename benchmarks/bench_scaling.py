@@ -33,9 +33,10 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from jaxprecond.engine.experiment import grid_axes
+from jaxprecond.engine.sweep import axis_arrays, default_group_size, program, static_points
+from jaxprecond.experiments.noise import NOISE, NoiseConfig
 from jaxprecond.linalg import eigh_psd
-from jaxprecond.experiments.noise import NoiseConfig, noise_experiment, noise_sweep_spec
-from jaxprecond.engine.sweep import axis_arrays, chunk_function
 
 sys.path.insert(0, str(Path(__file__).parent))
 from gpu_fig1 import flops_per_seed_step  # noqa: E402  (the same FLOP model as the GPU run)
@@ -68,19 +69,28 @@ def eigh_time(dx: int, repeats: int = 5) -> float:
     return _median_time(lambda: decompose(matrix), repeats)[0]
 
 
+def noise_program(config: NoiseConfig):
+    """The sweep engine's jitted program of ``config``'s grid and its traced axis values.
+
+    Built as :func:`jaxprecond.engine.sweep.run` builds it (one static point: every axis of the
+    noise grid is traced): ``program(seed_indices, axis_values, data)``.
+    """
+    config, axes = grid_axes(NOISE, config)
+    config = dataclasses.replace(config, group_size=config.group_size or default_group_size())
+    [(own, point)] = static_points(config, axes)
+    return program(NOISE, point, axes, own, config.group_size), axis_arrays(axes, config.float64)
+
+
 def measure(config: NoiseConfig, seeds: int, repeats: int, group_size: int) -> dict:
     """Compile and time one cell of ``config`` with ``seeds`` seeds on the first local device."""
-    spec = noise_sweep_spec(dataclasses.replace(config, seeds=seeds), group_size=group_size)
-    experiment = noise_experiment(config)
-    program, _ = chunk_function(spec, experiment, devices=jax.local_devices()[:1])
+    run, values = noise_program(dataclasses.replace(config, seeds=seeds, group_size=group_size))
     indices = jnp.arange(seeds, dtype=jnp.uint32)
-    values = axis_arrays(spec, experiment)
     start = time.perf_counter()
-    compiled = program.lower(indices, values).compile()
+    compiled = run.lower(indices, values, None).compile()
     compile_s = time.perf_counter() - start
     analysis = compiled.memory_analysis()
-    jax.block_until_ready(compiled(indices, values))
-    median, times = _median_time(lambda: compiled(indices, values), repeats)
+    jax.block_until_ready(compiled(indices, values, None))
+    median, times = _median_time(lambda: compiled(indices, values, None), repeats)
     seed_steps = seeds * config.steps
     memory = {
         name: int(getattr(analysis, f"{name}_size_in_bytes", 0) or 0)

@@ -22,17 +22,26 @@ import time
 
 
 def measure(seeds: int, steps: int, repeats: int) -> dict:
+    import dataclasses
+
+    import jax
     import numpy as np
 
-    from jaxprecond.experiments.noise import NoiseConfig, noise_experiment
-    from jaxprecond.engine.sweep import SweepSpec, axis_arrays, chunk_function, run_chunk
+    from jaxprecond.engine.experiment import grid_axes
+    from jaxprecond.engine.sweep import axis_arrays, default_group_size, run_chunk, static_points
+    from jaxprecond.engine.sweep import program as sweep_program
+    from jaxprecond.experiments.noise import NOISE, NoiseConfig
 
-    config = NoiseConfig(cases=("high",), powers=(1.0,), snrs=(1.0,), steps=steps)
-    experiment = noise_experiment(config)
-    program, devices = chunk_function(SweepSpec(axes=(("p", (1.0,)),), seeds=seeds), experiment)
+    config = NoiseConfig(cases=("high",), powers=(1.0,), snrs=(1.0,), seeds=seeds, steps=steps)
+    # the program jaxprecond.engine.sweep.run compiles for this grid (every axis traced)
+    config, axes = grid_axes(NOISE, config)
+    config = dataclasses.replace(config, group_size=config.group_size or default_group_size())
+    [(own, point)] = static_points(config, axes)
+    program = sweep_program(NOISE, point, axes, own, config.group_size)
+    devices = jax.local_devices()
     chunk = -(-seeds // len(devices)) * len(devices)
     indices = np.arange(chunk, dtype=np.uint32)
-    values = axis_arrays(SweepSpec(axes=(("p", (1.0,)),), seeds=seeds), experiment)
+    values = axis_arrays(axes)
     start = time.perf_counter()
     run_chunk(program, devices, indices, values)
     first = time.perf_counter() - start
@@ -42,7 +51,7 @@ def measure(seeds: int, steps: int, repeats: int) -> dict:
         run_chunk(program, devices, indices, values)
         times.append(time.perf_counter() - start)
     per_device = indices[: chunk // len(devices)]
-    analysis = program.lower(per_device, values).compile().memory_analysis()
+    analysis = program.lower(per_device, values, None).compile().memory_analysis()
     median = statistics.median(times)
     return {
         "seeds": seeds,

@@ -3,11 +3,11 @@
 The paper's Fig. 1a,b protocol (Case High/Low × p ∈ {−1, −0.5, 0, 0.5, 1} × SNR ∈ {0.25, 0.5,
 1, 2, 4}; dx 10, dh 500, 200 training and 9 800 test points, full-batch GD with Σ^p on W1, lr
 1e-2, wd 1e-6, test MSE every 100 steps) at ``--seeds`` seeds per cell, built on the sweep
-engine (``noise_experiment`` + ``noise_sweep_spec`` → ``chunk_function``, one compiled program
-for the whole grid, seeds in chunks). Reports seed-steps per second, wall and compile time, and
-the fraction of the device's peak FLOP rate and memory bandwidth reached, from an analytic
-count of FLOPs and bytes per seed-step (see :func:`flops_per_seed_step` and
-:func:`bytes_per_seed_step`: estimates, not counters).
+engine (the ``NOISE`` experiment's grid → ``jaxprecond.engine.sweep.program``, as
+``sweep.run`` builds it: one compiled program for the whole grid, seeds in chunks). Reports
+seed-steps per second, wall and compile time, and the fraction of the device's peak FLOP rate
+and memory bandwidth reached, from an analytic count of FLOPs and bytes per seed-step (see
+:func:`flops_per_seed_step` and :func:`bytes_per_seed_step`: estimates, not counters).
 
 Budget guard: the whole script must fit ``--budget-s`` seconds (default 330, under 6 minutes
 with the interpreter's start). A short timed warm-up (one group of runs, ``--warmup-steps``)
@@ -146,8 +146,9 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxprecond.experiments.noise import NoiseConfig, noise_experiment, noise_sweep_spec
-    from jaxprecond.engine.sweep import axis_arrays, chunk_function
+    from jaxprecond.engine.experiment import grid_axes
+    from jaxprecond.engine.sweep import axis_arrays, program, static_points
+    from jaxprecond.experiments.noise import NOISE, NoiseConfig
 
     device = jax.local_devices()[0]
     cells = len(args.cases) * len(args.powers) * len(args.snrs)
@@ -179,16 +180,17 @@ def main(argv=None) -> int:
     )
 
     def build(config, seeds_per_call):
-        spec = dataclasses.replace(
-            noise_sweep_spec(config, group_size=min(group, seeds_per_call * cells)),
-            chunk_size=seeds_per_call,
+        config = dataclasses.replace(
+            config, chunk_size=seeds_per_call, group_size=min(group, seeds_per_call * cells)
         )
-        experiment = noise_experiment(config)
-        program, _ = chunk_function(spec, experiment, devices=[device])
-        values = jax.device_put(axis_arrays(spec, experiment), device)
+        # the program jaxprecond.engine.sweep.run compiles for this grid (every axis traced)
+        config, axes = grid_axes(NOISE, config)
+        [(own, point)] = static_points(config, axes)
+        jitted = program(NOISE, point, axes, own, config.group_size)
+        values = jax.device_put(axis_arrays(axes, config.float64), device)
         indices = jax.device_put(jnp.arange(seeds_per_call, dtype=jnp.uint32), device)
         start = time.perf_counter()
-        compiled = program.lower(indices, values).compile()
+        compiled = jitted.lower(indices, values, None).compile()
         compile_s = time.perf_counter() - start
         memory = compiled.memory_analysis()
         temp = getattr(memory, "temp_size_in_bytes", None) if memory is not None else None
@@ -205,7 +207,7 @@ def main(argv=None) -> int:
     warm_config = dataclasses.replace(base, steps=warm_steps, seeds=warm_seeds)
     compiled, values, warm_compile_s, warm_temp = build(warm_config, warm_seeds)
     idx = jax.device_put(jnp.arange(warm_seeds, dtype=jnp.uint32), device)
-    warm_times = [timed(lambda: compiled(idx, values))[1] for _ in range(2)]
+    warm_times = [timed(lambda: compiled(idx, values, None))[1] for _ in range(2)]
     warm_rate = warm_seeds * cells * warm_steps / min(warm_times)
     print(
         f"warm-up: {warm_seeds} seeds × {cells} cells × {warm_steps} steps; compile "
@@ -241,9 +243,9 @@ def main(argv=None) -> int:
         start = k * args.chunk_size
         idx = jax.device_put(jnp.arange(start, start + args.chunk_size, dtype=jnp.uint32), device)
         t0 = time.perf_counter()
-        out = compiled(idx, values)
-        test_mse = np.asarray(jax.device_get(out.test_mse))  # (seed, case, p, snr, R)
-        train_loss = np.asarray(jax.device_get(out.train_loss[..., -1]))
+        out = compiled(idx, values, None)
+        test_mse = np.asarray(jax.device_get(out["test_mse"]))  # (seed, case, p, snr, R)
+        train_loss = np.asarray(jax.device_get(out["train_loss"][..., -1]))
         chunk_times.append(time.perf_counter() - t0)
         keep = min(args.chunk_size, args.seeds - start)
         finals.append(test_mse[:keep, ..., -1])

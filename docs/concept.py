@@ -14,13 +14,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from jaxprecond.experiments.noise import PRESETS, run_noise  # noqa: E402
+from jaxprecond.experiments.noise import NOISE, PRESETS
 
 
 def gram_shares(powers, large: float = 10.0, n_large: int = 1, n_small: int = 9):
@@ -53,10 +50,11 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     config = dataclasses.replace(PRESETS["cpu"], snrs=(1.0,), seeds=args.seeds)
-    results = run_noise(config, progress=False)
+    results = NOISE.sweep(config, progress=False)
     summary = results.summary("test_mse")  # (case, p, snr)
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    left, right = fig.subplots(1, 2)
     grid = np.linspace(-1.5, 1.5, 121)
     share_large, share_small = gram_shares(grid)
     left.plot(grid, share_large, color="tab:red", label="λ = 10 (1 direction)")

@@ -71,7 +71,10 @@ def load_sweep_file(path):
         raise SettingError(f"{path}: unknown keys {unknown}; allowed: {sorted(FILE_KEYS)}")
     if not isinstance(doc.get("experiment"), str):
         raise SettingError(f"{path}: experiment must be one of {NAMES} (or 'file.py:NAME')")
-    experiment = find(doc["experiment"], folder=path.parent)
+    try:
+        experiment = find(doc["experiment"], folder=path.parent)
+    except SettingError as error:
+        raise SettingError(f"{path}: {error}") from None
     settings = dict(doc.get("config", {}))
     preset = settings.pop("preset", next(iter(experiment.presets)))
     if preset not in experiment.presets:

@@ -224,6 +224,7 @@ def add_reproduce_parser(sub) -> None:
     p.add_argument("--seeds", type=int, help="seeds of the noise, transfer and image runs")
     p.add_argument("--out", help="run folder (default: runs/reproduce-<time>); resumed")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(handler=reproduce_command)
 
 
 def reproduce_command(args) -> list[Claim]:

@@ -7,10 +7,8 @@ import sys
 
 import jax
 
-from jaxprecond.engine.sweep import run_sweep
-
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from sweep_case import TINY_EXPERIMENT, tiny_spec  # noqa: E402
+from sweep_case import run_tiny  # noqa: E402
 
 if __name__ == "__main__":
     out, chunk = sys.argv[1], int(sys.argv[2])
@@ -19,5 +17,5 @@ if __name__ == "__main__":
         jax.distributed.initialize(
             coordinator_address=f"127.0.0.1:{port}", num_processes=count, process_id=pid
         )
-    run_sweep(tiny_spec(chunk), TINY_EXPERIMENT, out=out, progress=False, merge_timeout=120)
+    run_tiny(chunk, out=out, merge_timeout=120)
     print(f"devices={len(jax.local_devices())} process={jax.process_index()}/{jax.process_count()}")

@@ -8,8 +8,8 @@ import numpy as np
 import optax
 import pytest
 
+from jaxprecond.experiments.noise import NOISE, NoiseConfig
 from jaxprecond.optim.adahessian import adahessian, hutchinson_diagonal, scale_by_adahessian
-from jaxprecond.experiments.noise import NoiseConfig, run_noise
 
 H = np.array([[3.0, 1.0, -0.5], [1.0, 2.0, 0.25], [-0.5, 0.25, 1.0]])
 
@@ -171,10 +171,12 @@ def test_noise_experiment_adahessian_arm():
         n_train=100,
         preconditioner="adahessian",
     )
-    ada = run_noise(cfg, progress=False)
-    exact = run_noise(dataclasses.replace(cfg, preconditioner="covariance_power"), progress=False)
-    assert np.all(np.isfinite(ada.test_mse))
-    assert not np.allclose(ada.test_mse, exact.test_mse)
-    assert not np.allclose(ada.test_mse[:, 0], ada.test_mse[:, 1])  # p changes the run
+    ada = NOISE.sweep(cfg, progress=False).data["test_mse"]  # (case, p, snr, seed, record)
+    exact = NOISE.sweep(
+        dataclasses.replace(cfg, preconditioner="covariance_power"), progress=False
+    ).data["test_mse"]
+    assert np.all(np.isfinite(ada))
+    assert not np.allclose(ada, exact)
+    assert not np.allclose(ada[:, 0], ada[:, 1])  # p changes the run
     with pytest.raises(ValueError, match="preconditioner must be one of"):
         dataclasses.replace(cfg, preconditioner="lbfgs")

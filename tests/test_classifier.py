@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxprecond.optim.registry import make_optimizer, oracles
 from jaxprecond.tasks.classifier import (
     CLASSIFIER_LAYERS,
     accuracy,
@@ -15,7 +16,6 @@ from jaxprecond.tasks.classifier import (
     init_classifier,
     logits,
 )
-from jaxprecond.optim.registry import make_optimizer, oracles
 
 
 def test_init_is_torch_default_uniform():

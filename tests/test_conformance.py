@@ -17,11 +17,11 @@ import optax
 import pytest
 
 from jaxprecond.optim.adahessian import scale_by_adahessian
+from jaxprecond.optim.covariance_power import route_to_kernel, scale_by_covariance_power
 from jaxprecond.optim.estimated import scale_by_online_covariance_power
 from jaxprecond.optim.kfac import MLP_LAYERS, mlp_kfac_statistics, scale_by_kfac
 from jaxprecond.optim.registry import oracles
 from jaxprecond.optim.shampoo import scale_by_shampoo
-from jaxprecond.optim.covariance_power import route_to_kernel, scale_by_covariance_power
 
 DX, DH, N = 3, 4, 12
 X = jax.random.normal(jax.random.key(0), (N, DX))

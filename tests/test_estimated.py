@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxprecond.tasks.single_index import case_spectrum, sample_task
-from jaxprecond.optim.estimated import empirical_covariance, scale_by_online_covariance_power
 from jaxprecond.linalg import matrix_power
+from jaxprecond.optim.estimated import empirical_covariance, scale_by_online_covariance_power
+from jaxprecond.tasks.single_index import case_spectrum, sample_task
 
 
 def numpy_power(matrix, p):

@@ -42,8 +42,7 @@ def toml_value(value) -> str:
 def tiny_copy(path: Path, folder: Path) -> Path:
     """The sweep file with 2 seeds and the tiny settings, beside a copy of what it imports."""
     doc = tomllib.loads(path.read_text())
-    doc.update(seeds=2, out=str(folder / "run"))
-    doc.pop("chunk_size", None)
+    doc.update(seeds=2, chunk_size=1, out=str(folder / "run"))
     doc["config"] = dict(doc.get("config", {}), **TINY[doc["experiment"]])
     lines = [f"{k} = {toml_value(v)}" for k, v in doc.items() if not isinstance(v, dict)]
     for table in ("config", "axes"):
@@ -71,6 +70,10 @@ def test_example_sweeps_and_reports(path, tmp_path, capsys):
     for name, values in axes.items():  # every axis of the file is in the grid and the table
         assert list(results.values(name)) == values
     assert all(np.isfinite(v).all() for v in results.data.values()), text
+    (run / "chunks" / "seeds-00000001-00000002.npz").unlink()  # a run cut short
+    assert main(["report", str(run)]) == 0
+    assert "1 of 2 seeds finished (partial run)" in (run / "report.md").read_text()
+    assert load_run(run).seeds.tolist() == [0]
 
 
 def test_readme_experiment_is_the_example_file():

@@ -8,11 +8,10 @@ import numpy as np
 import optax
 import pytest
 
-from jaxprecond.tasks.single_index import case_spectrum, sample_task
-from jaxprecond.optim.kfac import MLP_LAYERS, kfac, mlp_kfac_statistics, scale_by_kfac
-from jaxprecond.tasks.student import init_mlp
-from jaxprecond.train import regression_loss
 from jaxprecond.optim.covariance_power import scale_by_covariance_power
+from jaxprecond.optim.kfac import MLP_LAYERS, kfac, mlp_kfac_statistics, scale_by_kfac
+from jaxprecond.tasks.single_index import case_spectrum, sample_task
+from jaxprecond.tasks.student import init_mlp, regression_loss
 
 DX, DH, N = 5, 7, 24
 STATIC = ("layers", "include_bias", "refresh_every")

@@ -2,15 +2,20 @@
 
 import dataclasses
 import json
+import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from jaxprecond.checks import SettingError
 from jaxprecond.cli import main
-from jaxprecond.experiments.ood import OPTIMIZERS, OODConfig, OODResults, run_ood
+from jaxprecond.engine import sweep as sweep_module
 from jaxprecond.engine.stats import DivergenceWarning
+from jaxprecond.engine.sweep import run
+from jaxprecond.experiments.ood import OOD, OPTIMIZERS, SIGMA_P, OODConfig
+from jaxprecond.report import load_run
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SMALL = dict(dataset="synthetic", hidden=16, n_train=100, n_val=200, n_test=200)
@@ -23,19 +28,24 @@ def sweep():
         optimizers=("gd",), powers=(-1.0, 0.0, 1.0), seeds=8, steps=300, log_every=100, **SMALL
     )
     config = dataclasses.replace(config, learning_rate=0.05, group_size=8)
-    return run_ood(config, progress=False)
+    return OOD.sweep(config, progress=False)
 
 
 def test_p_zero_is_gd_and_p_steers_which_feature_is_used(sweep):
-    gd, sigma = sweep.arms["gd"], sweep.arms["sigma_p"]
+    assert list(sweep) == ["optimizers", SIGMA_P]
+    gd, sigma = sweep["optimizers"], sweep[SIGMA_P]
+    assert gd.dims == sigma.dims == ("optimizer", "p", "seed", "step")
+    assert gd.values("optimizer") == ("gd",) and gd.values("p") == (0.0,)
+    assert sigma.values("optimizer") == (SIGMA_P,) and sigma.values("p") == (-1.0, 0.0, 1.0)
+    assert gd.data["val_acc"].shape == (1, 1, 8, 3)
     for metric in ("val_acc", "digit_acc", "noise_acc"):  # P = I up to rounding: same run
-        np.testing.assert_allclose(sigma[metric][1], gd[metric][0], atol=0.02)
-    digit = sweep.summary("sigma_p", "digit_acc").mean
-    noise = sweep.summary("sigma_p", "noise_acc").mean
+        np.testing.assert_allclose(sigma.data[metric][0, 1], gd.data[metric][0, 0], atol=0.02)
+    digit = sigma.summary("digit_acc").mean[0]
+    noise = sigma.summary("noise_acc").mean[0]
     # Large p favours the high-variance core feature, small p the low-variance spurious one.
     assert digit[0] < digit[1] < digit[2]
     assert noise[0] > noise[1] > noise[2]
-    assert np.all(sweep.summary("sigma_p", "val_acc").mean > 0.85)
+    assert np.all(sigma.summary("val_acc").mean > 0.85)
 
 
 #: K-FAC (the classifier's layer statistics) and AdaHessian (Hessian-vector products, decoupled
@@ -47,54 +57,93 @@ ORACLE_OPTIMIZERS = ("kfac", "adahessian")
 @pytest.mark.parametrize(
     "optimizers", [ORACLE_OPTIMIZERS, pytest.param(OPTIMIZERS, marks=pytest.mark.slow)]
 )
-def test_every_optimizer_trains(tmp_path, optimizers):
+def test_every_optimizer_trains(tmp_path, optimizers, monkeypatch):
     config = OODConfig(optimizers=optimizers, powers=(), seeds=2, steps=30, log_every=15, **SMALL)
-    results = run_ood(config, out=tmp_path / "run", progress=False)
-    for arm in optimizers:
-        loss = results.arms[arm]["train_loss"]
-        assert np.all(np.isfinite(loss)), arm
-        assert np.all(loss[..., -1] < loss[..., 0]), arm
-    table = (tmp_path / "run" / "table.md").read_text()
-    assert all(f"| {arm} |" in table for arm in optimizers)
-    assert (tmp_path / "run" / "figure.png").stat().st_size > 10_000
-    again = OODResults.load(tmp_path / "run")
-    np.testing.assert_array_equal(again.arms["kfac"]["val_acc"], results.arms["kfac"]["val_acc"])
-    with pytest.raises(ValueError, match="another config"):
-        run_ood(dataclasses.replace(config, steps=60), out=tmp_path / "run", progress=False)
+    out = tmp_path / "run"
+    arms = OOD.sweep(config, out=out, progress=False)
+    assert list(arms) == ["optimizers"]  # no powers: no Σ^p arm
+    results = arms["optimizers"]
+    assert results.values("optimizer") == optimizers
+    loss = results.data["train_loss"]  # (optimizer, p, seed, record)
+    assert loss.shape == (len(optimizers), 1, 2, 2)
+    for i, name in enumerate(optimizers):
+        assert np.all(np.isfinite(loss[i])), name
+        assert np.all(loss[i, ..., -1] < loss[i, ..., 0]), name
+    report = (out / "report.md").read_text()
+    assert report == (out / "optimizers" / "report.md").read_text()
+    assert all(f"| {name} |" in report for name in optimizers)
+    assert (out / "optimizers" / "figure.png").stat().st_size > 10_000
+    again = load_run(out / "optimizers")
+    assert again.config == results.config
+    for metric, values in results.data.items():
+        np.testing.assert_array_equal(again.data[metric], values, err_msg=metric)
+
+    def no_program(*args, **kwargs):
+        raise AssertionError("compiled before checking the folder")
+
+    monkeypatch.setattr(sweep_module, "program", no_program)
+    with pytest.raises(SettingError, match=re.escape("(differs in: config.steps)")):
+        OOD.sweep(dataclasses.replace(config, steps=60), out=out, progress=False)
 
 
 def test_a_diverging_seed_is_reported_not_averaged():
     config = OODConfig(
-        optimizers=("gd",), powers=(), seeds=2, steps=4, log_every=2, learning_rate=1e30, **SMALL
-    )
-    results = run_ood(config, progress=False)
-    assert np.isnan(results.arms["gd"]["val_acc"]).all()
+        optimizers=("gd",), powers=(0.0,), seeds=2, steps=4, log_every=2, learning_rate=1e30,
+        **SMALL,
+    )  # fmt: skip
+    results = run(OOD, config, progress=False)  # one sweep: gd at p = 0, no arms
+    assert results.dims == ("optimizer", "p", "seed", "step")
+    assert np.isnan(results.data["val_acc"]).all()
     with pytest.warns(DivergenceWarning):
-        summary = results.summary("gd", "val_acc")
-    assert summary.n_diverged[0] == 2 and summary.n_valid[0] == 0
+        summary = results.summary("val_acc")
+    assert summary.n_diverged[0, 0] == 2 and summary.n_valid[0, 0] == 0
+    assert "| gd | nan [nan, nan]" in results.table()
+
+
+CHOICES = str(OPTIMIZERS + (SIGMA_P,))
 
 
 @pytest.mark.parametrize(
-    "change, match",
+    "change, message",
     [
-        (dict(dataset="cifar"), "dataset"),
-        (dict(optimizers=("newton",)), "newton"),
-        (dict(learning_rates=(("adamw", 0.1),)), "adamw"),
-        (dict(steps=25, log_every=10), "multiple"),
-        (dict(damping=-1.0), "damping"),
-        (dict(optimizers=(), powers=()), "nothing to run"),
+        (
+            dict(dataset="cifar"),
+            "dataset must be one of ('mnist', 'fashion-mnist', 'synthetic'), got 'cifar'",
+        ),
+        (
+            dict(optimizers=("newton",)),
+            f"every value of optimizers must be one of {CHOICES}, got 'newton'",
+        ),
+        (
+            dict(learning_rates=(("adamw", 0.1),)),
+            f"learning_rates: the optimizer must be one of {CHOICES}, got 'adamw'",
+        ),
+        (
+            dict(learning_rates=(("adam", "fast"),)),
+            "learning_rates: 'fast' is not a number (for 'adam')",
+        ),
+        (
+            dict(learning_rates=(("adam", 0.0),)),
+            "learning_rates: the rate of 'adam' must be a positive number, got 0.0",
+        ),
+        (dict(learning_rates=(("adam", 0.1), ("adam", 0.2))), "names an optimizer twice"),
+        (dict(steps=25, log_every=10), "steps=25 must be a multiple of log_every=10"),
+        (dict(damping=-1.0), "damping must be a non-negative number, got -1.0"),
+        (dict(optimizers=(), powers=()), "nothing to run: give optimizers or powers"),
+        (dict(optimizers=("gd", "gd")), "optimizers repeats 'gd'"),
         (dict(chunk_size=True), "chunk_size must be a positive integer, got True"),
         (dict(kfac_refresh=0), "kfac_refresh must be a positive integer, got 0"),
     ],
 )
-def test_bad_settings_raise(change, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_settings_raise(change, message):
+    with pytest.raises(SettingError, match=re.escape(message)):
         OODConfig(**change)
 
 
 def test_numpy_integers_are_accepted():
     config = OODConfig(chunk_size=np.int64(2), kfac_refresh=np.int32(5))
     assert config.chunk_size == 2 and config.kfac_refresh == 5
+    assert type(config.chunk_size) is int and type(config.kfac_refresh) is int
 
 
 def test_mnist_test_split_end_to_end(tmp_path):
@@ -105,10 +154,15 @@ def test_mnist_test_split_end_to_end(tmp_path):
     argv += ["--optimizers", "gd", "--p", "--seeds", "2", "--steps", "20", "--log-every", "10"]
     argv += ["--hidden", "16", "--lr", "0.1", "--out", str(out), "--no-progress"]
     assert main(argv) == 0
-    config = json.loads((out / "config.json").read_text())
+    assert not (out / SIGMA_P).exists()  # no powers: the optimizers arm only
+    manifest = json.loads((out / "optimizers" / "manifest.json").read_text())
+    assert manifest["experiment"] == "ood"
+    config = manifest["config"]
     assert config["dataset"] == "mnist" and config["test_split_only"]
-    results = OODResults.load(out)
+    assert config["optimizers"] == ["gd"] and config["powers"] == [0.0]
+    results = load_run(out / "optimizers")
     with warnings.catch_warnings():
         warnings.simplefilter("error", DivergenceWarning)
-        val = results.summary("gd", "val_acc")
-    assert val.mean[0] > 0.3  # ten classes: chance is 0.1
+        val = results.summary("val_acc")
+    assert val.mean[0, 0] > 0.3  # ten classes: chance is 0.1
+    assert "| gd |" in (out / "report.md").read_text()

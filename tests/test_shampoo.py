@@ -156,7 +156,7 @@ def test_graft_to_adam_gives_adams_norms():
 
 
 def run_scan(fn, w0, tx, steps):
-    """A ``lax.scan`` calling ``update`` as :func:`jaxprecond.train.train` does."""
+    """A ``lax.scan`` calling ``update`` as :func:`jaxprecond.engine.trainer.train` does."""
     tx = optax.with_extra_args_support(tx)
 
     def step(carry, t):

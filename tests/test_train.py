@@ -1,6 +1,7 @@
 """The training loop: minibatches, records, the Gaussian init inside the experiment."""
 
 import dataclasses
+import re
 
 import jax
 import jax.numpy as jnp
@@ -8,10 +9,11 @@ import numpy as np
 import optax
 import pytest
 
+from jaxprecond.checks import SettingError
+from jaxprecond.experiments.noise import NOISE, NoiseConfig
+from jaxprecond.experiments.regression import train
 from jaxprecond.tasks.single_index import case_spectrum, sample_task
-from jaxprecond.tasks.student import init_mlp
-from jaxprecond.experiments.noise import NoiseConfig, run_noise
-from jaxprecond.train import blocked_mse, regression_loss, train
+from jaxprecond.tasks.student import blocked_mse, init_mlp, mlp_apply, regression_loss
 
 SPEC = case_spectrum("high")
 TASK = sample_task(jax.random.key(0), SPEC, 4.0, n=400, n_train=100)
@@ -24,9 +26,13 @@ def run(**kwargs):
     return train(PARAMS, optax.sgd(0.05), TASK, **options)
 
 
+def _apply(params):
+    return mlp_apply(params, TASK.x_test)
+
+
 def test_records_match_an_explicit_python_loop():
     """Train loss is logged before the update of the block's last step, test MSE after it."""
-    _, traj = run(steps=20, log_every=10)
+    final, traj = run(steps=20, log_every=10)
     params, losses = PARAMS, []
     opt = optax.sgd(0.05)
     state = opt.init(params)
@@ -39,19 +45,23 @@ def test_records_match_an_explicit_python_loop():
         losses.append(loss)
         if len(losses) == 10:
             mid_params = params
+    assert traj.train_loss.shape == traj.test_mse.shape == (2,)
+    assert np.all(np.isfinite(traj.train_loss)) and np.all(np.isfinite(traj.test_mse))
     np.testing.assert_allclose(traj.train_loss, [losses[9], losses[19]], rtol=1e-5)
     expected = [float(jnp.mean((TASK.y_test - _apply(p)) ** 2)) for p in (mid_params, params)]
     np.testing.assert_allclose(traj.test_mse, expected, rtol=1e-5)
-
-
-def _apply(params):
-    from jaxprecond.tasks.student import mlp_apply
-
-    return mlp_apply(params, TASK.x_test)
+    for name in final:
+        np.testing.assert_allclose(final[name], params[name], rtol=1e-5, atol=1e-7)
+    # alignment is the first layer's energy fraction along the teacher direction
+    w1 = np.asarray(params["W1"], np.float64)
+    beta = np.asarray(TASK.beta, np.float64)
+    expected_alignment = np.sum((w1 @ beta) ** 2) / np.sum(w1**2) / np.sum(beta**2)
+    np.testing.assert_allclose(traj.alignment[-1], expected_alignment, rtol=1e-4)
 
 
 def test_blocked_mse_equals_dense_for_any_block():
     dense = jnp.mean((_apply(PARAMS) - TASK.y_test) ** 2)
+    assert np.isfinite(dense) and dense > 0
     for block in (1, 7, 300, 1000):
         got = blocked_mse(PARAMS, TASK.x_test, TASK.y_test, block_size=block)
         np.testing.assert_allclose(got, dense, rtol=1e-5)
@@ -62,6 +72,7 @@ def test_minibatch_sgd_is_seeded_and_learns():
     _, b = run(batch_size=16, key=jax.random.key(3))
     _, c = run(batch_size=16, key=jax.random.key(4))
     _, full = run()
+    assert np.all(np.isfinite(a.test_mse))
     np.testing.assert_array_equal(a.test_mse, b.test_mse)
     assert not np.allclose(a.test_mse, c.test_mse)
     assert not np.allclose(a.test_mse, full.test_mse)
@@ -69,9 +80,9 @@ def test_minibatch_sgd_is_seeded_and_learns():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="multiple of log_every"):
+    with pytest.raises(ValueError, match=re.escape("steps=25 must be a multiple of log_every=10")):
         run(steps=25, log_every=10)
-    with pytest.raises(ValueError, match="needs a key"):
+    with pytest.raises(ValueError, match="batch_size needs a key"):
         run(batch_size=8)
 
 
@@ -87,9 +98,12 @@ def test_gaussian_init_experiment_runs_and_differs():
         n=400,
         n_train=100,
     )
-    kaiming = run_noise(cfg, progress=False)
-    gaussian = run_noise(dataclasses.replace(cfg, init="gaussian"), progress=False)
-    assert np.all(np.isfinite(gaussian.test_mse))
-    assert not np.allclose(kaiming.test_mse, gaussian.test_mse)
-    with pytest.raises(ValueError, match="init must be one of"):
+    kaiming = NOISE.sweep(cfg, progress=False).data["test_mse"]
+    gaussian = NOISE.sweep(dataclasses.replace(cfg, init="gaussian"), progress=False)
+    assert gaussian.config.init == "gaussian"
+    gaussian = gaussian.data["test_mse"]
+    assert np.all(np.isfinite(kaiming)) and np.all(np.isfinite(gaussian))
+    assert not np.allclose(kaiming, gaussian)
+    message = "init must be one of ('kaiming', 'gaussian'), got 'xavier'"
+    with pytest.raises(SettingError, match=re.escape(message)):
         dataclasses.replace(cfg, init="xavier")

@@ -1,30 +1,33 @@
 """The transfer experiment: the ridge head against numpy, the stage-2 teachers, one small run."""
 
-import argparse
 import dataclasses
 import json
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxprecond.cli import main
-from jaxprecond.tasks.single_index import CASES
-from jaxprecond.experiments.noise import simulate_cell
-from jaxprecond.tasks.ridge import ridge_head
+from jaxprecond.checks import SettingError
+from jaxprecond.cli import build_parser, main
+from jaxprecond.engine import sweep as sweep_module
+from jaxprecond.engine.config import checked_fields, preset_with, to_json
+from jaxprecond.experiments import noise
+from jaxprecond.experiments.regression import StudentConfig
 from jaxprecond.experiments.transfer import (
     PAIRS,
-    TRANSFER_PRESETS,
+    PRESETS,
+    TRANSFER,
     TransferConfig,
-    TransferResults,
-    add_transfer_parser,
-    run_transfer,
-    simulate_transfer,
+    by_pair,
     stage_spectra,
     transfer_axes,
-    transfer_config,
 )
+from jaxprecond.experiments.transfer import run as transfer_run
+from jaxprecond.report import load_run
+from jaxprecond.tasks.ridge import ridge_head
+from jaxprecond.tasks.single_index import CASES
 
 
 def numpy_ridge(h, y, ridge, form):
@@ -122,40 +125,63 @@ SMALL = TransferConfig(
     n_train=100,
     chunk_size=3,
 )
+STAGE2 = ("test_mse", "train_mse", "alignment")
+
+
+def without_chunking(config):
+    return {k: v for k, v in to_json(config).items() if k not in ("chunk_size", "memory_budget")}
 
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("transfer") / "run"
-    return run_transfer(SMALL, out=out, progress=False), out
+    return TRANSFER.sweep(SMALL, out=out, progress=False), out
 
 
-def test_shapes_and_run_folder(small_run):
+def test_shapes_and_run_folder(small_run, monkeypatch):
     results, out = small_run
-    for name in (
-        "transfer_test_mse",
-        "transfer_train_mse",
-        "stage1_test_mse",
-        "transfer_alignment",
-    ):
-        values = getattr(results, name)
-        assert values.shape == (4, 2, 3) and np.isfinite(values).all()
-    # The two pairs of one stage-1 case share its stage 1.
+    assert results.dims == ("case", "p", "seed", "step")
+    assert results.values("case") == ("high", "low") and results.values("p") == (-1.0, 1.0)
+    np.testing.assert_array_equal(results.steps, [SMALL.steps - 1])
+    for name, values in results.data.items():
+        assert values.shape == (2, 2, 3, 1) and np.isfinite(values).all(), name
+    for name in STAGE2 + ("stage1_test_mse", "stage1_train_loss", "stage1_alignment"):
+        assert by_pair(results, name).shape == (4, 2, 3), name
+    # by_pair picks the pair's stage-1 case and stage-2 direction out of the (case, p) grid.
     pairs = list(SMALL.pairs)
+    for i, (case, direction) in enumerate(pairs):
+        c = CASES.index(case)
+        np.testing.assert_array_equal(
+            by_pair(results, "test_mse")[i], results.data[f"to_{direction}_test_mse"][c, ..., 0]
+        )
+    # The two pairs of one stage-1 case share its stage 1.
+    stage1 = by_pair(results, "stage1_test_mse")
     for case in CASES:
         a, b = (pairs.index(p) for p in PAIRS if p[0] == case)
-        np.testing.assert_array_equal(results.stage1_test_mse[a], results.stage1_test_mse[b])
+        np.testing.assert_array_equal(stage1[a], stage1[b])
     # Ridge fits its training set at least as well as the mean predictor (MSE 1: standardised).
-    assert (results.transfer_train_mse < 1.0).all()
-    table = (out / "table.md").read_text()
-    assert "| High→Low |" in table and "**" in table and "p = -1" in table
+    assert (by_pair(results, "train_mse") < 1.0).all()
+    # Alignments are fractions of the first layer's energy.
+    assert ((by_pair(results, "alignment") >= 0) & (by_pair(results, "alignment") <= 1)).all()
+    report = (out / "report.md").read_text()
+    assert "| High→Low |" in report and "**" in report and "p = -1" in report
+    assert "all 3 seeds finished" in report
     assert (out / "figure.png").stat().st_size > 10_000
-    loaded = TransferResults.load(out)
-    assert loaded.config == SMALL
-    np.testing.assert_array_equal(loaded.transfer_test_mse, results.transfer_test_mse)
+    loaded = load_run(out)
+    # (the manifest's config leaves out how seeds were chunked: chunk_size, memory_budget)
+    assert without_chunking(loaded.config) == without_chunking(results.config)
+    expected = dataclasses.replace(SMALL, group_size=results.config.group_size)  # 4 on a CPU
+    assert without_chunking(results.config) == without_chunking(expected)
+    np.testing.assert_array_equal(by_pair(loaded, "test_mse"), by_pair(results, "test_mse"))
+
     # Started again on its folder, the run resumes: nothing is recomputed, same results.
-    again = run_transfer(SMALL, out=out, progress=False)
-    np.testing.assert_array_equal(again.transfer_test_mse, results.transfer_test_mse)
+    def no_compute(*args, **kwargs):
+        raise AssertionError("recomputed a finished chunk")
+
+    monkeypatch.setattr(sweep_module, "run_chunk", no_compute)
+    again = TRANSFER.sweep(SMALL, out=out, progress=False)
+    for name, values in results.data.items():
+        np.testing.assert_array_equal(again.data[name], values, err_msg=name)
 
 
 def test_high_to_high_beats_high_to_low_at_p1(small_run):
@@ -163,26 +189,30 @@ def test_high_to_high_beats_high_to_low_at_p1(small_run):
     fitted by the frozen features, one on a small eigenvalue is not (every seed)."""
     results, _ = small_run
     p1 = SMALL.powers.index(1.0)
-    to_high = results.transfer_test_mse[SMALL.pairs.index(("high", "high")), p1]
-    to_low = results.transfer_test_mse[SMALL.pairs.index(("high", "low")), p1]
+    test_mse = by_pair(results, "test_mse")
+    to_high = test_mse[SMALL.pairs.index(("high", "high")), p1]
+    to_low = test_mse[SMALL.pairs.index(("high", "low")), p1]
     assert np.all(to_high + 0.2 < to_low)
+    # ... because the frozen features are aligned with the new teacher in the first case only.
+    alignment = by_pair(results, "alignment")
+    assert np.all(alignment[SMALL.pairs.index(("high", "high")), p1] > 0.5)
+    assert np.all(alignment[SMALL.pairs.index(("high", "low")), p1] < 0.1)
 
 
 def test_vmapped_seeds_equal_single_seed_runs(small_run):
-    """Seed 1's cell alone (its own jit, twice: deterministic) equals its slice of the sweep,
+    """Seed 1's run alone (its own jit, twice: deterministic) equals its slice of the sweep,
     and its stage 1 is the noise experiment's run of that seed."""
     results, _ = small_run
     config = SMALL
-    stage1, stage2 = stage_spectra(config)
-    low = CASES.index("low")
+    low = config.cases.index("low")
+    student = {name: getattr(config, name) for name in checked_fields(StudentConfig)}
+    noise_config = noise.NoiseConfig(**student, snrs=(config.snr,))
 
     @jax.jit
     def one(key):
-        spectrum = jax.tree.map(lambda leaf: leaf[low], stage1)
-        transfer = jax.tree.map(lambda leaf: leaf[low], stage2)
-        out = simulate_transfer(key, spectrum, transfer, 1.0, config=config)
-        noise = simulate_cell(key, spectrum, 1.0, config.snr, config=config.stage1)
-        return out, noise.test_mse[-1]
+        out = transfer_run(key, {"case": low, "p": 1.0}, config)
+        point = {"case": CASES.index("low"), "p": 1.0, "snr": config.snr}
+        return out, noise.run(key, point, noise_config).test_mse[-1]
 
     key = jax.random.fold_in(jax.random.key(config.root_seed), 1)
     out, noise_test_mse = one(key)
@@ -191,36 +221,45 @@ def test_vmapped_seeds_equal_single_seed_runs(small_run):
         np.testing.assert_array_equal(out[name], repeat[name])
     np.testing.assert_allclose(out["stage1_test_mse"][0], noise_test_mse, rtol=1e-6)
     p1 = config.powers.index(1.0)
+    for name in out:
+        np.testing.assert_allclose(
+            out[name][0], results.data[name][low, p1, 1, 0], rtol=1e-4, err_msg=name
+        )
     for direction in ("high", "low"):
         i = config.pairs.index(("low", direction))
-        np.testing.assert_allclose(
-            out[f"to_{direction}_test_mse"][0], results.transfer_test_mse[i, p1, 1], rtol=1e-4
-        )
-        np.testing.assert_allclose(
-            out[f"to_{direction}_train_mse"][0], results.transfer_train_mse[i, p1, 1], rtol=1e-4
-        )
-    np.testing.assert_allclose(
-        out["stage1_test_mse"][0], results.stage1_test_mse[i, p1, 1], rtol=1e-5
-    )
+        for metric in STAGE2:
+            np.testing.assert_allclose(
+                out[f"to_{direction}_{metric}"][0], by_pair(results, metric)[i, p1, 1], rtol=1e-4
+            )
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"pairs": ()}, "pairs must be non-empty"),
-        ({"pairs": [("high", "middle")]}, "a pair is"),
-        ({"pairs": ["high_to_low", ("high", "low")]}, "pairs repeat"),
-        ({"snr": 0.0}, "snr must be a positive number"),
-        ({"ridge": -1.0}, "ridge must be a positive number"),
-        ({"ridge_form": "qr"}, "ridge_form must be"),
-        ({"seeds": 0}, "seeds must be a positive integer"),
-        ({"steps": 250}, "multiple of log_every"),
-        ({"preconditioner": "adam"}, "preconditioner must be"),
-        ({"k": 6}, "2k <= dx"),
+        ({"pairs": ()}, "pairs must not be empty"),
+        (
+            {"pairs": [("high", "middle")]},
+            "pairs must be distinct pairs like 'high_to_low', got ('high', 'middle')",
+        ),
+        (
+            {"pairs": ["high_to_low", ("high", "low")]},
+            "pairs must be distinct pairs like 'high_to_low', got ('high', 'low')",
+        ),
+        ({"powers": ()}, "powers must not be empty"),
+        ({"snr": 0.0}, "snr must be a positive number, got 0.0"),
+        ({"ridge": -1.0}, "ridge must be a positive number, got -1.0"),
+        ({"ridge_form": "qr"}, "ridge_form must be one of ('auto', 'primal', 'dual'), got 'qr'"),
+        ({"seeds": 0}, "seeds must be a positive integer, got 0"),
+        ({"steps": 250}, "steps=250 must be a multiple of log_every=100"),
+        (
+            {"preconditioner": "adam"},
+            "preconditioner must be one of ('covariance_power', 'adahessian'), got 'adam'",
+        ),
+        ({"k": 6}, "a transfer to the other direction needs 2k <= dx, got k=6, dx=10"),
     ],
 )
 def test_bad_config_raises_before_compiling(change, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SettingError, match=re.escape(message)):
         dataclasses.replace(SMALL, **change)
 
 
@@ -232,15 +271,15 @@ def test_pairs_take_labels_and_same_direction_pairs_allow_large_k():
 
 
 def test_cli_parser_and_presets():
-    parser = argparse.ArgumentParser()
-    add_transfer_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
-        ["transfer", "--seeds", "2", "--p", "0", "1", "--pairs", "high_to_low", "--ridge", "0.01"]
-    )
-    config = transfer_config(args)
-    assert config.pairs == (("high", "low"),) and config.powers == (0.0, 1.0)
-    assert (config.seeds, config.ridge, config.steps) == (2, 0.01, TRANSFER_PRESETS["cpu"].steps)
-    paper = transfer_config(parser.parse_args(["transfer", "--preset", "paper"]))
+    parser = build_parser()
+
+    def config(*argv):
+        return preset_with(TRANSFER.presets, parser.parse_args(["transfer", *argv]))
+
+    given = config("--seeds", "2", "--p", "0", "1", "--pairs", "high_to_low", "--ridge", "0.01")
+    assert given.pairs == (("high", "low"),) and given.powers == (0.0, 1.0)
+    assert (given.seeds, given.ridge, given.steps) == (2, 0.01, PRESETS["cpu"].steps)
+    paper = config("--preset", "paper")
     assert (paper.steps, paper.n, paper.n_train, paper.dh, paper.ridge) == (
         10_000,
         10_000,
@@ -248,13 +287,12 @@ def test_cli_parser_and_presets():
         500,
         1e-3,
     )
-    adahessian = parser.parse_args(["transfer", "--preconditioner", "adahessian"])
-    assert transfer_config(adahessian).stage1.preconditioner == "adahessian"
-    sized = parser.parse_args(
-        ["transfer", "--dx", "6", "--precision", "default", "--group-size", "2"]
-    )
-    assert (transfer_config(sized).dx, transfer_config(sized).precision) == (6, "default")
-    assert sized.group_size == 2
+    assert config("--preconditioner", "adahessian").preconditioner == "adahessian"
+    sized = config("--dx", "6", "--precision", "default", "--group-size", "2")
+    assert (sized.dx, sized.precision, sized.group_size) == (6, "default", 2)
+
+
+TINY = dict(steps=20, log_every=10, dh=8, dx=4, n=300, n_train=50)
 
 
 def test_transfer_command_runs_with_the_given_group_size(tmp_path, capsys):
@@ -262,6 +300,24 @@ def test_transfer_command_runs_with_the_given_group_size(tmp_path, capsys):
     args = ["transfer", "--seeds", "2", "--steps", "20", "--log-every", "10", "--p", "0", "1"]
     args += ["--pairs", "high_to_low", "--n", "300", "--n-train", "50", "--dh", "8", "--dx", "4"]
     assert main(args + ["--group-size", "2", "--out", str(out), "--no-progress"]) == 0
-    assert "1 pairs x 2 powers x 2 seeds" in capsys.readouterr().out
-    assert json.loads((out / "manifest.json").read_text())["group_size"] == 2
-    assert TransferResults.load(out).transfer_test_mse.shape[-1] == 2  # (…, seeds)
+    assert "transfer: 1 case x 2 p x 2 seeds" in capsys.readouterr().out
+    assert json.loads((out / "manifest.json").read_text())["config"]["group_size"] == 2
+    loaded = load_run(out)
+    expected = TransferConfig(pairs="high_to_low", powers=(0, 1), seeds=2, group_size=2, **TINY)
+    assert without_chunking(loaded.config) == without_chunking(expected)
+    test_mse = by_pair(loaded, "test_mse")
+    assert test_mse.shape == (1, 2, 2) and np.isfinite(test_mse).all()  # (pair, p, seed)
+
+
+def test_an_snr_axis_is_traced_and_the_generic_table_shows_it():
+    config = TransferConfig(pairs="low_to_low", powers=(1.0,), seeds=2, **TINY)
+    results = TRANSFER.sweep(config, axes={"snr": [0.25, 4.0]}, progress=False)
+    assert results.dims == ("case", "p", "snr", "seed", "step")
+    assert by_pair(results) is None  # not one value per pair and p
+    assert "| case | p | snr |" in results.table()
+    # Each SNR's slice is the run at that SNR alone (a traced axis: its values are arguments).
+    alone = TRANSFER.sweep(dataclasses.replace(config, snr=4.0), progress=False)
+    for name, values in alone.data.items():
+        assert np.isfinite(values).all(), name
+        np.testing.assert_allclose(results.data[name][:, :, 1], values, rtol=1e-5, err_msg=name)
+    assert not np.allclose(results.data["to_low_test_mse"][:, :, 0], alone.data["to_low_test_mse"])

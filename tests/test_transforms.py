@@ -12,8 +12,6 @@ import pytest
 import scipy.linalg
 
 from jaxprecond.linalg import Eigh, eigh_psd
-from jaxprecond.tasks.student import init_mlp
-from jaxprecond.train import regression_loss
 from jaxprecond.optim.covariance_power import (
     apply_neuronwise,
     covariance_power,
@@ -22,6 +20,7 @@ from jaxprecond.optim.covariance_power import (
     route_to_kernel,
     scale_by_covariance_power,
 )
+from jaxprecond.tasks.student import init_mlp, regression_loss
 
 DX, DH, N = 4, 6, 16
 LR = 0.05

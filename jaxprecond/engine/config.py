@@ -162,6 +162,7 @@ def setting(
     flag: str | None = None,
     cli: dict | None = None,
     identity: bool = True,
+    axis: bool = True,
 ):
     """A dataclass field that is a setting.
 
@@ -174,6 +175,7 @@ def setting(
       flag: its command-line flag (default: ``--name-with-dashes``).
       cli: extra ``argparse`` keywords (``False``: no option).
       identity: part of a run's identity (a resumed run must agree on it).
+      axis: a sweep may have an axis over it.
 
     Returns:
       A ``dataclasses.field``.
@@ -184,6 +186,7 @@ def setting(
       (0.01, '--lr')
     """
     meta = dict(help=help, check=check, traced=traced, flag=flag, cli=cli, identity=identity)
+    meta["axis"] = axis
     return dataclasses.field(default=default, metadata=meta)
 
 

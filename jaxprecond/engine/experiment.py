@@ -115,7 +115,7 @@ class Experiment:
             arm: run(self, arm_config, out=None if out is None else Path(out, arm), **options)
             for arm, arm_config in self.arms(config).items()
         }
-        if out is not None:  # the arms' reports, one after the other
+        if out is not None and None not in results.values():  # process 0: the arms' reports
             text = "\n".join(Path(out, arm, "report.md").read_text() for arm in results)
             write_text(Path(out, "report.md"), text)
         return results
@@ -204,7 +204,9 @@ got 0.0
         choices = meta["check"].choices if isinstance(meta["check"], Values) else None
         result.append(Axis(name, values, setting, meta["traced"], choices))
     sweepable = [
-        n for n, f in fields.items() if n not in RUN_SETTINGS and not _is_list(f) and n not in own
+        n
+        for n, f in fields.items()
+        if n not in RUN_SETTINGS and f.metadata["axis"] and not _is_list(f) and n not in own
     ]
     for name, values in axes.items():
         if name not in sweepable:
@@ -212,7 +214,10 @@ got 0.0
                 f"axes.{name} is not an axis of {experiment.name!r}; axes: "
                 f"{', '.join(list(own) + sorted(sweepable))}"
             )
-        values = fields[name].metadata["check"].many()(f"axes.{name}", values)
+        try:
+            values = fields[name].metadata["check"].many()(name, values)
+        except SettingError as error:
+            raise SettingError(f"axes.{name}: {error}") from None
         for value in values:  # each value also passes the config's cross-field checks
             try:
                 dataclasses.replace(config, **{name: value})

@@ -143,9 +143,10 @@ def program(experiment: Experiment, config, axes, own: dict, group_size: int):
 def run_chunk(compiled, devices, seed_indices, axis_values, data=None):
     """Run one chunk: seed slices dispatched to their devices, results gathered to the host.
 
-    Every device runs the *same* compiled single-device program on its slice, dispatched
-    asynchronously so the devices work concurrently (an SPMD-partitioned program differs from
-    it in the last bits; this keeps a seed's result independent of the device count).
+    Every device runs the same single-device program (JAX compiles it once per device) on its
+    slice, dispatched asynchronously so the devices work concurrently (an SPMD-partitioned
+    program differs from it in the last bits; this keeps a seed's result independent of the
+    device count).
 
     Args:
       compiled: a :func:`program`.
@@ -349,21 +350,10 @@ class SweepResults:
 
 
 def _identity(experiment: Experiment, config, axes) -> dict:
-    """What must match for a run folder to be resumed (the chunk size is checked apart)."""
-    fields = checked_fields(config)
-    settings = {
-        name: value
-        for name, value in to_json(config).items()
-        if name not in ("chunk_size", "memory_budget") and fields[name].metadata["identity"]
-    }
+    """The experiment, every setting and the axes, as the manifest holds them (JSON)."""
+    grid = [[a.name, list(a.values)] for a in axes]
     return json.loads(
-        json.dumps(
-            {
-                "experiment": experiment.name,
-                "config": settings,
-                "axes": [[a.name, list(a.values)] for a in axes],
-            }
-        )
+        json.dumps({"experiment": experiment.name, "config": to_json(config), "axes": grid})
     )
 
 
@@ -378,10 +368,13 @@ def read_manifest(directory) -> dict | None:
         raise SettingError(f"{path} cannot be read: {error}") from None
 
 
-def _differences(existing: dict, identity: dict) -> list[str]:
+def _differences(existing: dict, identity: dict, config) -> list[str]:
+    """What differs between a folder's run and this one (the chunk size is checked apart)."""
     changed = [k for k in ("experiment", "axes") if existing.get(k) != identity[k]]
-    old = existing.get("config", {})
-    changed += [f"config.{k}" for k in identity["config"] if old.get(k) != identity["config"][k]]
+    old, new, fields = existing.get("config", {}), identity["config"], checked_fields(config)
+    for name in new:
+        if fields[name].metadata["identity"] and name not in ("chunk_size", "memory_budget"):
+            changed += [f"config.{name}"] if old.get(name) != new[name] else []
     return changed
 
 
@@ -495,7 +488,7 @@ def run(
     identity = _identity(experiment, config, axes)
     existing = read_manifest(out) if out is not None else None
     if existing is not None:
-        changed = _differences(existing, identity)
+        changed = _differences(existing, identity, config)
         if changed:
             raise SettingError(
                 f"{out} holds a run with other settings (differs in: {', '.join(changed)}); "
@@ -533,6 +526,7 @@ def run(
         if directory is not None and existing is None:
             manifest = dict(
                 identity,
+                config=dict(identity["config"], chunk_size=chunk),
                 traced=[a.name for a in axes if a.traced],
                 source=experiment.source,
                 chunk_size=chunk,

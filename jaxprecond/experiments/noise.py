@@ -24,14 +24,14 @@ from matplotlib.figure import Figure
 from jaxprecond.engine.config import POSITIVE, one_of, setting
 from jaxprecond.engine.experiment import Experiment
 from jaxprecond.engine.views import quiet
-from jaxprecond.experiments.regression import StudentConfig, spectra, train_student
+from jaxprecond.experiments.regression import PreconditionerConfig, spectra, train_student
 from jaxprecond.tasks.single_index import CASES
 
 
 @dataclasses.dataclass(frozen=True)
-class NoiseConfig(StudentConfig):
+class NoiseConfig(PreconditionerConfig):
     """The noise experiment's settings: the student's (see
-    :class:`~jaxprecond.experiments.regression.StudentConfig`) and the grid's cases and SNRs.
+    :class:`~jaxprecond.experiments.regression.PreconditionerConfig`) and the grid's cases and SNRs.
 
     Example:
       >>> NoiseConfig(cases=["low"], snrs=[1, 4]).snrs

@@ -126,7 +126,7 @@ class OODConfig(Config):
     kfac_refresh: int = setting(10, "K-FAC's steps between factor refreshes", POSITIVE_INT)
     data_dir: str | None = setting(None, "folder with the IDX files", TEXT.maybe())
     test_split_only: bool = setting(False, "draw every pool from the test split", FLAG)
-    download: bool = setting(False, "download a missing image set", FLAG, identity=False)
+    download: bool = setting(False, "fetch a missing image set", FLAG, identity=False, axis=False)
 
     def validate(self) -> None:
         if not self.optimizers and not self.powers:

@@ -80,28 +80,12 @@ class StudentConfig(Config):
         1e-6, "L2 coefficient wd (loss + wd/2N Σ‖W‖²)", NON_NEGATIVE, traced=True
     )
     init_scale: float = setting(1e-3, "scale of the initial weights", NON_NEGATIVE, traced=True)
-    init: str = setting(
-        "kaiming",
-        "kaiming-uniform x init_scale (reference) or w_j ~ N(0, init_scale^2 P) (theory)",
-        one_of("kaiming", "gaussian"),
-    )
-    preconditioner: str = setting(
-        "covariance_power",
-        "exact Sigma^p on layer 1, or AdaHessian on every layer with hessian_power = -p",
-        one_of("covariance_power", "adahessian"),
-    )
     probe: str = setting(
         "rademacher", "AdaHessian's probe (minus_ones: as the authors' code ran)", one_of(*PROBES)
     )
-    normalize: str | None = setting(
-        None, "normalise P by its largest eigenvalue or to trace dx", one_of("max", "trace").maybe()
-    )
-    batch_size: int | None = setting(
-        None, "minibatch size (default: full batch)", POSITIVE_INT.maybe()
-    )
     rotate: bool = setting(False, "rotate the eigenvectors of Sigma at random", FLAG)
     eval_block_size: int = setting(980, "test points evaluated at once", POSITIVE_INT)
-    float64: bool = setting(False, "compute in float64", FLAG)
+    float64: bool = setting(False, "compute in float64", FLAG, axis=False)
     precision: str = setting(
         "highest",
         "matmul precision: highest = float32 (the reference); default = TF32 on NVIDIA GPUs",
@@ -113,15 +97,48 @@ class StudentConfig(Config):
             raise SettingError(f"need 1 < n_train < n, got n_train={self.n_train}, n={self.n}")
         if not self.k < self.dx:
             raise SettingError(f"need k < dx, got k={self.k}, dx={self.dx}")
-        if self.batch_size is not None and self.batch_size > self.n_train:
-            raise SettingError(
-                f"batch_size={self.batch_size} is larger than n_train={self.n_train}"
-            )
 
     @property
     def dtype(self):
         """``jnp.float64`` with ``float64``, else ``jnp.float32``."""
         return jnp.float64 if self.float64 else jnp.float32
+
+
+@dataclasses.dataclass(frozen=True)
+class PreconditionerConfig(StudentConfig):
+    """The student's settings and its training's: the preconditioner (exact ``Σ^p`` on layer 1
+    or AdaHessian), the initialisation, the normalisation of ``P`` and minibatches.
+
+    Example:
+      >>> PreconditionerConfig(batch_size=300)
+      Traceback (most recent call last):
+      ...
+      jaxprecond.checks.SettingError: batch_size=300 is larger than n_train=200
+    """
+
+    init: str = setting(
+        "kaiming",
+        "kaiming-uniform x init_scale (reference) or w_j ~ N(0, init_scale^2 P) (theory)",
+        one_of("kaiming", "gaussian"),
+    )
+    preconditioner: str = setting(
+        "covariance_power",
+        "exact Sigma^p on layer 1, or AdaHessian on every layer with hessian_power = -p",
+        one_of("covariance_power", "adahessian"),
+    )
+    normalize: str | None = setting(
+        None, "normalise P by its largest eigenvalue or to trace dx", one_of("max", "trace").maybe()
+    )
+    batch_size: int | None = setting(
+        None, "minibatch size (default: full batch)", POSITIVE_INT.maybe()
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.batch_size is not None and self.batch_size > self.n_train:
+            raise SettingError(
+                f"batch_size={self.batch_size} is larger than n_train={self.n_train}"
+            )
 
 
 class Trajectory(NamedTuple):
@@ -250,7 +267,7 @@ def spectra(config: StudentConfig):
     )  # fmt: skip
 
 
-def train_student(key, spectrum, power, snr, config: StudentConfig):
+def train_student(key, spectrum, power, snr, config: PreconditionerConfig):
     """One seed's student on one case's spectrum at one ``p`` and SNR: ``(params, trajectory)``.
 
     The key splits into the data, the init and the minibatches (AdaHessian's probes from the
@@ -268,7 +285,7 @@ def train_student(key, spectrum, power, snr, config: StudentConfig):
       The final parameters and the run's :class:`Trajectory`.
 
     Example:
-      >>> cfg = StudentConfig(steps=20, log_every=10, dh=8, n=300, n_train=50)
+      >>> cfg = PreconditionerConfig(steps=20, log_every=10, dh=8, n=300, n_train=50)
       >>> run = lambda key: train_student(key, case_spectrum("high"), 1.0, 1.0, cfg)
       >>> params, traj = jax.eval_shape(run, jax.random.key(0))  # shapes only
       >>> params["W1"].shape, traj.test_mse.shape

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from jaxprecond.engine.config import POSITIVE, one_of, setting
 from jaxprecond.engine.experiment import Experiment, last_record
 from jaxprecond.engine.views import quiet, sweep_table
-from jaxprecond.experiments.regression import StudentConfig, spectra, train
+from jaxprecond.experiments.regression import PRECISIONS, StudentConfig, spectra, train
 from jaxprecond.linalg import Eigh
 from jaxprecond.optim.estimated import empirical_covariance
 from jaxprecond.optim.kfac import scale_by_kfac
@@ -195,7 +195,7 @@ def arm_optimizer(arm: str, spectrum: Spectrum, power, *, config, key, x_train):
     name = "adahessian" if arm == "adahessian" else "covariance_power"
     options, weight_decay = weight_decay_coupling(name, config.weight_decay)
     if arm == "adahessian":
-        options.update(hessian_power=-power, seed=key)
+        options.update(hessian_power=-power, probe=config.probe, seed=key)
     else:
         covariance = {
             "exact": lambda: Eigh(spectrum.eigenvalues, spectrum.eigenvectors),
@@ -219,6 +219,9 @@ def compare_arms(key, spectrum: Spectrum, power, *, config, arms=ARMS) -> dict:
       >>> jax.eval_shape(run_arms, jax.random.key(1))["kfac"]["W1"].shape  # shapes only
       (8, 10)
     """
+    unknown = [arm for arm in arms if arm not in ARMS]
+    if unknown:
+        raise ValueError(f"arms must be among {ARMS}, got {unknown}")
     key_data, key_init, key_probe = jax.random.split(key, 3)
     task = sample_task(key_data, spectrum, config.snr, n=config.n, n_train=config.n_train)
     params = init_mlp(key_init, config.dx, config.dh, scale=config.init_scale, dtype=config.dtype)
@@ -230,7 +233,7 @@ def compare_arms(key, spectrum: Spectrum, power, *, config, arms=ARMS) -> dict:
         final, trajectory = train(
             params, optimizer, task, steps=config.steps, log_every=config.steps,
             weight_decay=weight_decay, eigenvectors=spectrum.eigenvectors,
-            eval_block_size=config.eval_block_size,
+            eval_block_size=config.eval_block_size, precision=PRECISIONS[config.precision],
         )  # fmt: skip
         # one record, after the last step: the final test MSE, computed once by the loop
         out[arm] = {"W1": final["W1"], "test_mse": trajectory.test_mse[-1]}

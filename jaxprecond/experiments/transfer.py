@@ -32,7 +32,12 @@ from jaxprecond.engine.config import POSITIVE, one_of, setting
 from jaxprecond.engine.experiment import Experiment, last_record
 from jaxprecond.engine.stats import summarize_seeds
 from jaxprecond.engine.views import quiet
-from jaxprecond.experiments.regression import PRECISIONS, StudentConfig, spectra, train_student
+from jaxprecond.experiments.regression import (
+    PRECISIONS,
+    PreconditionerConfig,
+    spectra,
+    train_student,
+)
 from jaxprecond.tasks.ridge import ridge_head
 from jaxprecond.tasks.single_index import CASES, sample_task, stack_spectra
 from jaxprecond.tasks.student import blocked_mse, first_layer_features, hidden
@@ -86,7 +91,7 @@ def transfer_axes(case: str, direction: str, *, dx: int, k: int) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class TransferConfig(StudentConfig):
+class TransferConfig(PreconditionerConfig):
     """The transfer experiment's settings: the student's (stage 1), the pairs and stage 2's.
 
     Example:

@@ -13,7 +13,6 @@ import sys
 
 import jax
 import numpy as np
-
 from jaxprecond.data import case_spectrum, random_rotation
 from jaxprecond.noise import NoiseConfig, run_noise
 from jaxprecond.ood import OODConfig, run_ood
@@ -21,8 +20,16 @@ from jaxprecond.rotated import ARMS, compare_arms
 from jaxprecond.transfer import TransferConfig, run_transfer
 
 NOISE = dict(
-    cases=("high", "low"), powers=(-1.0, 1.0), snrs=(1.0, 4.0), seeds=3, steps=40,
-    log_every=20, dh=16, n=300, n_train=50, chunk_size=2,
+    cases=("high", "low"),
+    powers=(-1.0, 1.0),
+    snrs=(1.0, 4.0),
+    seeds=3,
+    steps=40,
+    log_every=20,
+    dh=16,
+    n=300,
+    n_train=50,
+    chunk_size=2,
 )
 
 
@@ -33,17 +40,35 @@ def main(path):
         for name in ("train_loss", "test_mse", "alignment", "energy"):
             arrays[f"noise_{arm}_{name}"] = r.__dict__[name]
     t = run_transfer(
-        TransferConfig(powers=(-1.0, 1.0), seeds=2, steps=40, log_every=20, dh=16, n=300,
-                       n_train=50),
-        progress=False, group_size=2,
+        TransferConfig(
+            powers=(-1.0, 1.0), seeds=2, steps=40, log_every=20, dh=16, n=300, n_train=50
+        ),
+        progress=False,
+        group_size=2,
     )
-    for name in ("transfer_test_mse", "transfer_train_mse", "stage1_test_mse",
-                 "stage1_train_loss", "stage1_alignment", "transfer_alignment"):
+    for name in (
+        "transfer_test_mse",
+        "transfer_train_mse",
+        "stage1_test_mse",
+        "stage1_train_loss",
+        "stage1_alignment",
+        "transfer_alignment",
+    ):
         arrays[f"transfer_{name}"] = getattr(t, name)
     o = run_ood(
-        OODConfig(dataset="synthetic", optimizers=("gd", "adam"), powers=(-1.0, 0.0, 1.0),
-                  seeds=2, steps=20, log_every=10, hidden=16, n_train=100, n_val=100,
-                  n_test=100, group_size=2),
+        OODConfig(
+            dataset="synthetic",
+            optimizers=("gd", "adam"),
+            powers=(-1.0, 0.0, 1.0),
+            seeds=2,
+            steps=20,
+            log_every=10,
+            hidden=16,
+            n_train=100,
+            n_val=100,
+            n_test=100,
+            group_size=2,
+        ),
         progress=False,
     )
     for arm, metrics in o.arms.items():
