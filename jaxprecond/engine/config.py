@@ -47,7 +47,7 @@ class Values:
       high: values must be below it.
       choices: the allowed values (of a ``str`` setting).
       optional: ``None`` is allowed (and means "the default").
-      many: a list of values: non-empty unless ``empty``, without repeats.
+      listed: a list of values (see :meth:`many`): non-empty unless ``empty``, no repeats.
 
     Example:
       >>> POSITIVE_INT("steps", 3), POSITIVE.many()("snrs", [1, 4])
@@ -64,12 +64,12 @@ class Values:
     high: float | None = None
     choices: tuple | None = None
     optional: bool = False
-    many_: bool = False
+    listed: bool = False
     empty: bool = False
 
     def many(self, *, empty: bool = False) -> Values:
         """A non-empty list (or ``empty``: any list) of distinct such values."""
-        return dataclasses.replace(self, many_=True, empty=empty)
+        return dataclasses.replace(self, listed=True, empty=empty)
 
     def maybe(self) -> Values:
         """These values or ``None``."""
@@ -94,7 +94,7 @@ class Values:
         return "a finite number" if self.type is float else _TYPES[self.type]
 
     def __call__(self, name: str, value):
-        if not self.many_:
+        if not self.listed:
             return self._one(name, value)
         if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
             raise SettingError(f"{name} must be a list of values, got {value!r}")
@@ -336,7 +336,7 @@ def add_options(parser: argparse.ArgumentParser, config_class) -> None:
             options["action"] = "store_true"
         elif isinstance(check, Values):
             options.update(type=check.type, choices=check.choices)
-            if check.many_:
+            if check.listed:
                 options["nargs"] = "*" if check.empty else "+"
         options.update(meta["cli"] or {})
         parser.add_argument(meta["flag"] or "--" + name.replace("_", "-"), **options)

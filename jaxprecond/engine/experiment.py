@@ -230,4 +230,4 @@ got 0.0
 
 def _is_list(field: dataclasses.Field) -> bool:
     check = field.metadata["check"]
-    return not isinstance(check, Values) or check.many_
+    return not isinstance(check, Values) or check.listed

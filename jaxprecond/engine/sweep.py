@@ -482,90 +482,52 @@ def run(
     if process_count > 1 and out is None:
         raise SettingError("a multi-process sweep needs a run folder (out=...) to merge results")
     points = static_points(config, axes)
-    steps = [experiment.steps(cfg) for _, cfg in points]
-    if any(s != steps[0] for s in steps):
+    steps = np.asarray(experiment.steps(config))
+    if any(tuple(experiment.steps(cfg)) != tuple(steps) for _, cfg in points):
         raise SettingError("a static axis changes the recorded steps; sweep it in separate runs")
     identity = _identity(experiment, config, axes)
-    existing = read_manifest(out) if out is not None else None
-    if existing is not None:
-        changed = _differences(existing, identity, config)
-        if changed:
-            raise SettingError(
-                f"{out} holds a run with other settings (differs in: {', '.join(changed)}); "
-                "use another folder"
-            )
+    existing = _existing_run(out, identity, config)
     float64 = bool(getattr(config, "float64", False))
     with jax.enable_x64(float64):
         programs = [program(experiment, cfg, axes, own, config.group_size) for own, cfg in points]
         devices = list(devices if devices is not None else jax.local_devices())
         values = axis_arrays(axes, float64)
         data = experiment.data(config) if experiment.data is not None else None
-        shapes = [
-            jax.eval_shape(p, jnp.arange(1, dtype=jnp.uint32), values, data) for p in programs
-        ]
+        probe = (jnp.arange(1, dtype=jnp.uint32), values, data)
+        shapes = [jax.eval_shape(p, *probe) for p in programs]
         if any(s != shapes[0] for s in shapes):
-            raise SettingError(
-                "a static axis changes the metrics' shapes; sweep it in separate runs"
-            )
-        if existing is not None:
-            chunk = existing["chunk_size"]
-            if config.chunk_size is not None and chunk != _round_up(
-                config.chunk_size, len(devices)
-            ):
-                raise SettingError(
-                    f"{out} was written with chunk_size={chunk} (differs in: config.chunk_size); "
-                    "resume it with that chunk size"
-                )
-        else:
+            raise SettingError("a static axis changes the metrics' shapes; sweep it apart")
+        if existing is None:
             chunk = choose_chunk_size(config, programs, values, data, len(devices))
-        if chunk % len(devices):
-            raise SettingError(
-                f"chunk_size={chunk} is not a multiple of the {len(devices)} devices"
-            )
+        else:
+            chunk = _resumed_chunk_size(existing, config, len(devices), out)
         directory = None if out is None else Path(out)
-        if directory is not None and existing is None:
-            manifest = dict(
-                identity,
-                config=dict(identity["config"], chunk_size=chunk),
-                traced=[a.name for a in axes if a.traced],
-                source=experiment.source,
-                chunk_size=chunk,
-                created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                environment=environment(),
-            )
-            (directory / CHUNKS).mkdir(parents=True, exist_ok=True)
-            write_text(directory / MANIFEST, json.dumps(manifest, indent=2) + "\n")
         if directory is not None:
-            write_text(
-                directory / f"environment-{process_index}.json",
-                json.dumps(environment(), indent=2) + "\n",
-            )
+            if existing is None:
+                _create_run_folder(directory, identity, experiment, axes, chunk)
+            environment_file = directory / f"environment-{process_index}.json"
+            write_text(environment_file, json.dumps(environment(), indent=2) + "\n")
         bounds = [(s, min(s + chunk, config.seeds)) for s in range(0, config.seeds, chunk)]
         mine = bounds[process_index::process_count]
         todo = [b for b in mine if directory is None or not _chunk_path(directory, *b).exists()]
         copies = None if data is None or not todo else [jax.device_put(data, d) for d in devices]
         in_memory = []
-        with tqdm(
-            total=sum(b - a for a, b in mine),
-            unit="seed",
-            disable=not progress,
-            desc=f"{experiment.name} sweep",
-        ) as bar:
-            bar.update(sum(b - a for a, b in mine) - sum(b - a for a, b in todo))
+        total = sum(b - a for a, b in mine)
+        with tqdm(total=total, unit="seed", disable=not progress, desc=experiment.name) as bar:
+            bar.update(total - sum(b - a for a, b in todo))
             for start, stop in todo:
                 indices = np.arange(start, start + chunk, dtype=np.uint32)
                 parts = [run_chunk(p, devices, indices, values, copies) for p in programs]
-                arrays = _assemble(parts, axes, stop - start)
+                arrays = dict(_assemble(parts, axes, stop - start), steps=steps)
                 arrays["seed_index"] = np.arange(start, stop)
-                arrays["steps"] = np.asarray(steps[0])
-                if directory is not None:
-                    write_arrays(_chunk_path(directory, start, stop), arrays)
-                else:
+                if directory is None:
                     in_memory.append(arrays)
+                else:
+                    write_arrays(_chunk_path(directory, start, stop), arrays)
                 bar.update(stop - start)
-    grid = tuple((a.name, a.values) for a in axes)
     if directory is None:
         seeds, steps, data = _merge_chunks(in_memory, len(axes))
+        grid = tuple((a.name, a.values) for a in axes)
         return SweepResults(experiment, config, grid, seeds, steps, data, config.seeds)
     if process_index != 0:
         return None
@@ -574,12 +536,57 @@ def run(
         if time.monotonic() > deadline:
             break
         time.sleep(0.5)
+    return _finish(directory, experiment)
+
+
+def _existing_run(out, identity: dict, config) -> dict | None:
+    """The manifest of the run in ``out`` (``None``: none yet); refused if its settings differ."""
+    existing = read_manifest(out) if out is not None else None
+    if existing is not None:
+        changed = _differences(existing, identity, config)
+        if changed:
+            raise SettingError(
+                f"{out} holds a run with other settings (differs in: {', '.join(changed)}); "
+                "use another folder"
+            )
+    return existing
+
+
+def _resumed_chunk_size(existing: dict, config, n_devices: int, out) -> int:
+    """A resumed run keeps its chunks: ``config.chunk_size``, if given, must be the folder's."""
+    chunk = existing["chunk_size"]
+    if config.chunk_size is not None and chunk != _round_up(config.chunk_size, n_devices):
+        raise SettingError(
+            f"{out} was written with chunk_size={chunk} (differs in: config.chunk_size); "
+            "resume it with that chunk size"
+        )
+    if chunk % n_devices:
+        raise SettingError(f"chunk_size={chunk} is not a multiple of the {n_devices} devices")
+    return chunk
+
+
+def _create_run_folder(directory: Path, identity: dict, experiment, axes, chunk: int) -> None:
+    manifest = dict(
+        identity,
+        config=dict(identity["config"], chunk_size=chunk),
+        traced=[a.name for a in axes if a.traced],
+        source=experiment.source,
+        chunk_size=chunk,
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        environment=environment(),  # of the creating process; each process writes its own
+    )
+    (directory / CHUNKS).mkdir(parents=True, exist_ok=True)
+    write_text(directory / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+
+def _finish(directory: Path, experiment) -> SweepResults:
+    """Load the folder's chunks; write ``arrays.npz`` once every seed is there, and the report."""
+    from jaxprecond.engine.views import write_report
+
     results = load(directory, experiment)
     if not len(results.missing_seeds):
         arrays = dict(results.data, seed_index=results.seeds, steps=results.steps)
         write_arrays(directory / ARRAYS, arrays)
-    from jaxprecond.engine.views import write_report
-
     write_report(results, directory)
     return results
 
