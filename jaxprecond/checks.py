@@ -27,6 +27,11 @@ class MissingFile(UserError, FileNotFoundError):
     """A file or folder the command needs is not there (a data set, a run folder)."""
 
 
+class FolderError(UserError, OSError):
+    """A file or folder cannot be written: a full disk, a read-only mount, a file where a folder
+    is expected (the message names the path)."""
+
+
 def check_range(name: str, value, low, high=None) -> None:
     """Raise ``ValueError`` naming ``value`` unless ``low <= value`` (and ``value < high``).
 

@@ -115,7 +115,7 @@ def noise_claims(results, *, setting: str = "") -> list[Claim]:
     """The spectral-bias and spectrum-neutrality claims from a finished noise run.
 
     Args:
-      results: the noise experiment's :class:`~jaxprecond.engine.sweep.SweepResults` (axes
+      results: the noise experiment's :class:`~jaxprecond.engine.results.SweepResults` (axes
         case × p × snr).
       setting: text naming the run (e.g. the normalisation).
 
@@ -124,7 +124,7 @@ def noise_claims(results, *, setting: str = "") -> list[Claim]:
       both cases and ``p = −1`` were run.
 
     Example:
-      >>> from jaxprecond.engine.sweep import SweepResults
+      >>> from jaxprecond.engine.results import SweepResults
       >>> t = np.arange(3.0)[:, None, None, None] + np.array([[0.0], [0.25], [0.5]])
       >>> t.shape  # (p, snr, seed, record)
       (3, 1, 3, 1)
@@ -200,7 +200,7 @@ def ood_claims(results: dict, *, dataset: str = "", setting: str = "") -> list[C
       A list of :class:`Claim`.
 
     Example:
-      >>> from jaxprecond.engine.sweep import SweepResults
+      >>> from jaxprecond.engine.results import SweepResults
       >>> p = np.array([-1.0, 0.0, 1.0])[None, :, None, None] + np.zeros((1, 1, 2, 1))
       >>> sigma = SweepResults(None, None, (("optimizer", ("sigma_p",)), ("p", (-1, 0, 1))),
       ...     np.arange(2), np.array([0]), {"digit_acc": 0.5 + p / 4, "noise_acc": 0.5 - p / 4}, 2)
@@ -266,7 +266,7 @@ def transfer_claims(results, *, setting: str = "") -> list[Claim]:
     """The whitening-transfers-best claim from a finished transfer run.
 
     Args:
-      results: the transfer experiment's :class:`~jaxprecond.engine.sweep.SweepResults`.
+      results: the transfer experiment's :class:`~jaxprecond.engine.results.SweepResults`.
       setting: text naming the run.
 
     Returns:

@@ -51,7 +51,7 @@ def experiment_command(args: argparse.Namespace):
 
     experiment = find(args.command)
     config = preset_with(experiment.presets, args)
-    out = args.out or time.strftime(f"runs/{args.command}-%Y%m%d-%H%M%S")
+    out = time.strftime(f"runs/{args.command}-%Y%m%d-%H%M%S") if args.out is None else args.out
     arms = experiment.arms(config) if experiment.arms else {"": config}
     for arm, arm_config in arms.items():
         axes = grid_axes(experiment, arm_config)[1]
@@ -70,21 +70,43 @@ def sweep_command(args: argparse.Namespace):
     """Run or resume a sweep file, then print its report."""
     from jaxprecond.report import load_sweep_file, run_sweep_file
 
-    out = args.out or load_sweep_file(args.config)[3]
+    out = load_sweep_file(args.config)[3] if args.out is None else args.out
     results = run_sweep_file(args.config, out=out, progress=not args.no_progress)
     if results is not None:  # process 0 (or the only process) prints the report
         print((Path(out) / "report.md").read_text())
     return results
 
 
-def report_command(args: argparse.Namespace) -> str:
-    """Write and print ``report.md`` (and ``figure.png``) of a run folder."""
-    from jaxprecond.report import write_reports
+def report_command(args: argparse.Namespace) -> list:
+    """Write and print ``report.md`` (and ``figure.png``) of a run folder; return its results."""
+    from jaxprecond.report import arm_folders, load_run, write_reports
 
-    text = write_reports(args.run_dir)
-    print(text)
+    print(write_reports(args.run_dir))
     print(f"report written to {args.run_dir}/report.md and figure.png")
-    return text
+    return [load_run(folder) for folder in arm_folders(args.run_dir)]
+
+
+def loud_divergence(results) -> int:
+    """Name every cell with diverged seeds on stderr; 3 if every seed of some cell diverged,
+    else 0.
+
+    Args:
+      results: a command's results: ``SweepResults``, a dict or list of them, or anything else
+        (no check).
+    """
+    from jaxprecond.engine.results import SweepResults
+    from jaxprecond.engine.views import divergence
+
+    parts = list(results.values()) if isinstance(results, dict) else results
+    parts = [results] if isinstance(results, SweepResults) else parts
+    status = 0
+    for part in [p for p in parts if isinstance(p, SweepResults)] if parts else []:
+        name = part.experiment.name if part.experiment is not None else "sweep"
+        for cell, bad, seeds in divergence(part):
+            print(f"jaxprecond: warning: {name}, {cell}: {bad} of {seeds} seeds diverged",
+                  file=sys.stderr)  # fmt: skip
+            status = 3 if bad == seeds else status
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Entry point: run a command; the user's errors (:class:`~jaxprecond.checks.UserError`)
-    print one line and return 2, any other exception keeps its traceback.
+    print one line and return 2, any other exception keeps its traceback. Diverged seeds are
+    named on stderr; the status is 3 when every seed of some grid point diverged.
 
     Example:
       >>> import contextlib
@@ -128,11 +151,11 @@ def main(argv=None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
-        args.handler(args)
+        results = args.handler(args)
     except UserError as error:
         print(f"jaxprecond: error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return loud_divergence(results)
 
 
 HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"

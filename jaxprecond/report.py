@@ -20,14 +20,17 @@ Every value passes the settings' own checks; an error names the file, the key an
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from pathlib import Path
 
-from jaxprecond.checks import MissingFile, SettingError
+from jaxprecond.checks import FolderError, MissingFile, SettingError
 from jaxprecond.engine.config import RUN_SETTINGS, from_mapping
 from jaxprecond.engine.experiment import grid_axes
+from jaxprecond.engine.folder import MANIFEST, RunFolderWarning, load, read_manifest
 from jaxprecond.engine.store import write_text
-from jaxprecond.engine.sweep import MANIFEST, load, read_manifest, run
-from jaxprecond.engine.views import write_report
+from jaxprecond.engine.sweep import run
+from jaxprecond.engine.views import report, write_report
 from jaxprecond.experiments import NAMES, find
 
 try:  # Python 3.11+
@@ -103,7 +106,7 @@ def run_sweep_file(path, *, out=None, progress: bool = True):
     """Run (or resume) the sweep of a file into ``out`` (default: the file's ``out``).
 
     Returns:
-      The :class:`~jaxprecond.engine.sweep.SweepResults` (``None`` on processes other than 0);
+      The :class:`~jaxprecond.engine.results.SweepResults` (``None`` on processes other than 0);
       the run folder gets ``report.md`` and ``figure.png``.
     """
     experiment, config, axes, file_out = load_sweep_file(path)
@@ -114,7 +117,7 @@ def run_sweep_file(path, *, out=None, progress: bool = True):
 
 
 def load_run(directory):
-    """The :class:`~jaxprecond.engine.sweep.SweepResults` of a run folder of any experiment.
+    """The :class:`~jaxprecond.engine.results.SweepResults` of a run folder of any experiment.
 
     Raises:
       MissingFile: not a run folder, or no chunk finished yet.
@@ -127,14 +130,32 @@ def load_run(directory):
     return load(directory, find(manifest.get("source") or name))
 
 
-def write_reports(directory) -> str:
-    """Write ``report.md`` and ``figure.png`` of a run folder (or of each run folder in it, for
-    a command that ran several arms); return the Markdown."""
+def arm_folders(directory) -> list[Path]:
+    """The run folders of ``directory``: itself, or (for a command that ran several arms) each
+    subfolder holding a run."""
     directory = Path(directory)
     if not (directory / MANIFEST).exists() and directory.is_dir():
         arms = sorted(p for p in directory.iterdir() if (p / MANIFEST).exists())
         if arms:
-            text = "\n".join(write_reports(arm) for arm in arms)
+            return arms
+    return [directory]
+
+
+def write_reports(directory) -> str:
+    """Write ``report.md`` and ``figure.png`` of a run folder (of each of its arms, and their
+    reports together); return the Markdown. A read-only folder is reported, not written
+    (with a :class:`~jaxprecond.engine.folder.RunFolderWarning`)."""
+    directory = Path(directory)
+    texts = []
+    for arm in arm_folders(directory):
+        results = load_run(arm)
+        try:
+            texts.append(write_report(results, arm))
+        except FolderError as error:
+            warnings.warn(f"{error}: the report is not saved", RunFolderWarning, stacklevel=2)
+            texts.append(report(results, arm.name))
+    text = "\n".join(texts)
+    if arm_folders(directory) != [directory]:
+        with contextlib.suppress(FolderError):
             write_text(directory / "report.md", text)
-            return text
-    return write_report(load_run(directory), directory)
+    return text

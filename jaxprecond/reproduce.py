@@ -20,6 +20,7 @@ from pathlib import Path
 
 from jaxprecond.checks import MissingFile, SettingError
 from jaxprecond.claims import Claim, claims_table, noise_claims, ood_claims, transfer_claims
+from jaxprecond.engine.folder import folder
 from jaxprecond.engine.store import write_text
 from jaxprecond.experiments.noise import NOISE
 from jaxprecond.experiments.ood import OOD, OODConfig
@@ -117,7 +118,7 @@ def reproduce(
     """
     if normalize not in NORMALIZATIONS:
         raise SettingError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-    out = Path(out)
+    out = folder(out)
     configs = plan(quick, seeds=seeds)
     ways = ((None, "P = Σ^p"), (normalize, f"P normalised ({normalize})"))
     claims, notes, timings = [], [], []
@@ -249,7 +250,7 @@ def reproduce_command(args) -> list[Claim]:
       ...
       jaxprecond.checks.SettingError: normalize must be one of ('max', 'trace'), got 'l2'
     """
-    out = args.out or time.strftime("runs/reproduce-%Y%m%d-%H%M%S")
+    out = time.strftime("runs/reproduce-%Y%m%d-%H%M%S") if args.out is None else args.out
     start = time.perf_counter()
     claims = reproduce(
         out,

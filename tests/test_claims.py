@@ -12,7 +12,7 @@ from jaxprecond.claims import (
     transfer_claims,
 )
 from jaxprecond.engine.experiment import grid_axes
-from jaxprecond.engine.sweep import SweepResults
+from jaxprecond.engine.results import SweepResults
 from jaxprecond.experiments.noise import NOISE, NoiseConfig
 from jaxprecond.experiments.ood import METRICS, OOD, OODConfig
 from jaxprecond.experiments.transfer import PAIRS, TRANSFER, TransferConfig, by_pair

@@ -58,6 +58,10 @@ def test_noise_command_writes_a_loadable_run(tmp_path, capsys):
     stamps = [p.stat().st_mtime_ns for p in chunks]
     assert main(TINY + ["--out", str(out)]) == 0
     assert [p.stat().st_mtime_ns for p in sorted((out / "chunks").iterdir())] == stamps
+    again = load_run(out)  # and the values read back are the same, finite
+    for metric, values in results.data.items():
+        assert np.all(np.isfinite(again.data[metric]))
+        np.testing.assert_array_equal(again.data[metric], values)
     capsys.readouterr()
     # Other settings into the same folder are refused with a clear error.
     assert main(TINY + ["--out", str(out), "--steps", "30"]) == 2

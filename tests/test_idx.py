@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared import need
 
 from jaxprecond.tasks import idx
 
@@ -290,10 +291,8 @@ def test_download_offline(isolated, monkeypatch):
 # --- the real files ------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    not (SHARED_DATA / "mnist").is_dir(), reason=f"{SHARED_DATA / 'mnist'} is absent"
-)
 def test_mnist_test_split(isolated):
+    need((SHARED_DATA / "mnist").is_dir(), SHARED_DATA / "mnist")
     images, labels = idx.load_idx_dataset("mnist", "test", data_dir=SHARED_DATA)
     assert images.shape == (10_000, 28, 28) and images.dtype == np.uint8
     assert labels.shape == (10_000,) and labels.dtype == np.uint8
@@ -301,10 +300,8 @@ def test_mnist_test_split(isolated):
     assert images.min() == 0 and images.max() == 255
 
 
-@pytest.mark.skipif(
-    not FASHION.is_dir(), reason=f"{FASHION} is absent (Debian package dataset-fashion-mnist)"
-)
 def test_fashion_mnist_from_the_system_folder(monkeypatch):
+    need(FASHION.is_dir(), f"{FASHION} (Debian package dataset-fashion-mnist)")
     monkeypatch.delenv(idx.DATA_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", "/nonexistent-cache")
     images, labels = idx.load_idx_dataset("fashion-mnist", "train")

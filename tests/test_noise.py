@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from jaxprecond.checks import SettingError
+from jaxprecond.engine.folder import ARRAYS, CHUNKS, MANIFEST
 from jaxprecond.engine.stats import DivergenceWarning
-from jaxprecond.engine.sweep import ARRAYS, CHUNKS, MANIFEST, default_group_size
+from jaxprecond.engine.sweep import default_group_size
 from jaxprecond.experiments.noise import NOISE, NoiseConfig
 from jaxprecond.experiments.regression import spectra, train_student
 from jaxprecond.report import load_run

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from shared import need
 
 from jaxprecond.checks import SettingError
 from jaxprecond.cli import main
@@ -116,7 +117,7 @@ CHOICES = str(OPTIMIZERS + (SIGMA_P,))
         ),
         (
             dict(learning_rates=(("adamw", 0.1),)),
-            f"learning_rates: the optimizer must be one of {CHOICES}, got 'adamw'",
+            f"learning_rates: the name must be one of {CHOICES}, got 'adamw'",
         ),
         (
             dict(learning_rates=(("adam", "fast"),)),
@@ -124,9 +125,13 @@ CHOICES = str(OPTIMIZERS + (SIGMA_P,))
         ),
         (
             dict(learning_rates=(("adam", 0.0),)),
-            "learning_rates: the rate of 'adam' must be a positive number, got 0.0",
+            "learning_rates: the value of 'adam' must be a positive number, got 0.0",
         ),
-        (dict(learning_rates=(("adam", 0.1), ("adam", 0.2))), "names an optimizer twice"),
+        (dict(learning_rates=(("adam", 0.1), ("adam", 0.2))), "learning_rates names one twice"),
+        (
+            dict(optimizers=("gd",), powers=(), learning_rates=(("adam", 0.1),)),
+            "learning_rates names ['adam'], which this run does not train",
+        ),
         (dict(steps=25, log_every=10), "steps=25 must be a multiple of log_every=10"),
         (dict(damping=-1.0), "damping must be a non-negative number, got -1.0"),
         (dict(optimizers=(), powers=()), "nothing to run: give optimizers or powers"),
@@ -147,8 +152,7 @@ def test_numpy_integers_are_accepted():
 
 
 def test_mnist_test_split_end_to_end(tmp_path):
-    if not (SHARED / "mnist").is_dir():
-        pytest.skip(f"{SHARED / 'mnist'} is absent: the MNIST test split is needed")
+    need((SHARED / "mnist").is_dir(), f"{SHARED / 'mnist'} (the MNIST test split)")
     out = tmp_path / "mnist"
     argv = ["ood", "--dataset", "mnist", "--data-dir", str(SHARED), "--test-split-only"]
     argv += ["--optimizers", "gd", "--p", "--seeds", "2", "--steps", "20", "--log-every", "10"]

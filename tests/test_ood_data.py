@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from shared import need
 
 from jaxprecond.tasks.correlation_shift import (
     OODData,
@@ -50,8 +51,7 @@ def numpy_add(images, template_labels, templates):
 
 @pytest.fixture(scope="module")
 def mnist():
-    if not MNIST.is_dir():
-        pytest.skip(f"{MNIST} is absent: the MNIST test split is needed")
+    need(MNIST.is_dir(), f"{MNIST} (the MNIST test split)")
     from jaxprecond.tasks.idx import load_idx_dataset
 
     images, labels = load_idx_dataset("mnist", "test", data_dir=MNIST.parent)

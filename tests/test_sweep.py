@@ -20,14 +20,9 @@ from jaxprecond.checks import SettingError
 from jaxprecond.engine import sweep as sweep_module
 from jaxprecond.engine.config import NUMBER, POSITIVE_INT, Config, setting
 from jaxprecond.engine.experiment import Experiment, grid_axes
+from jaxprecond.engine.folder import load
 from jaxprecond.engine.store import atomic_path, read_arrays
-from jaxprecond.engine.sweep import (
-    axis_arrays,
-    choose_chunk_size,
-    load,
-    program,
-    static_points,
-)
+from jaxprecond.engine.sweep import axis_arrays, choose_chunk_size, program, static_points
 from jaxprecond.experiments.noise import NOISE, NoiseConfig
 from jaxprecond.report import write_reports
 

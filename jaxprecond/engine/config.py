@@ -133,6 +133,36 @@ class Values:
         return value
 
 
+@dataclasses.dataclass(frozen=True)
+class Pairs:
+    """A list of ``(name, value)`` pairs, no name twice: per-name overrides, given on the command
+    line as ``--flag NAME VALUE`` (repeatable; the value arrives as a string).
+
+    Example:
+      >>> Pairs(Values(str, choices=("adam", "gd")), Values(float, low=0, strict=True))(
+      ...     "rates", [["adam", "1e-3"]])
+      (('adam', 0.001),)
+    """
+
+    names: Values
+    values: Values
+
+    def __call__(self, name: str, pairs):
+        checked = []
+        for key, value in pairs:
+            if isinstance(value, str) and self.values.type is not str:
+                try:
+                    value = self.values.type(value)
+                except ValueError:
+                    raise SettingError(f"{name}: {value!r} is not a number (for {key!r})") from None
+            key = self.names(f"{name}: the name", key)
+            checked.append((key, self.values(f"{name}: the value of {key!r}", value)))
+        names = [key for key, _ in checked]
+        if len(set(names)) != len(names):
+            raise SettingError(f"{name} names one twice: {[list(p) for p in pairs]!r}")
+        return tuple(checked)
+
+
 POSITIVE_INT = Values(int, low=1)
 POSITIVE = Values(float, low=0, strict=True)
 NON_NEGATIVE = Values(float, low=0)
@@ -338,6 +368,8 @@ def add_options(parser: argparse.ArgumentParser, config_class) -> None:
             options.update(type=check.type, choices=check.choices)
             if check.listed:
                 options["nargs"] = "*" if check.empty else "+"
+        elif isinstance(check, Pairs):
+            options.update(nargs=2, action="append", metavar=("NAME", "VALUE"))
         options.update(meta["cli"] or {})
         parser.add_argument(meta["flag"] or "--" + name.replace("_", "-"), **options)
 

@@ -2,7 +2,7 @@
 
 An :class:`Experiment` is declared once per experiment module. Everything else is generic:
 :func:`jaxprecond.engine.sweep.run` sweeps it over a grid × seeds into a resumable run folder,
-:func:`~jaxprecond.engine.sweep.load` reads the folder back (finished or partial),
+:func:`~jaxprecond.engine.folder.load` reads the folder back (finished or partial),
 :mod:`jaxprecond.engine.views` writes its report, and :mod:`jaxprecond.cli` builds its command
 from the settings' fields.
 
@@ -102,7 +102,7 @@ class Experiment:
             :func:`~jaxprecond.engine.sweep.run`.
 
         Returns:
-          The :class:`~jaxprecond.engine.sweep.SweepResults` (with :attr:`arms`, a dict of
+          The :class:`~jaxprecond.engine.results.SweepResults` (with :attr:`arms`, a dict of
           them by arm, each arm in the subfolder ``out/<arm>``).
         """
         from jaxprecond.engine.sweep import run

@@ -17,12 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxprecond.checks import FolderError
+
 
 @contextlib.contextmanager
 def atomic_path(path: Path):
     """Yield a temporary path beside ``path`` that replaces ``path`` when the block succeeds.
 
-    If the block raises, the temporary file is removed and ``path`` is left untouched.
+    If the block raises, the temporary file is removed and ``path`` is left untouched. The file
+    gets the permissions of the user's umask. An ``OSError`` (a full disk, a read-only folder, a
+    file where a folder is expected) becomes a :class:`~jaxprecond.checks.FolderError` naming
+    ``path``.
 
     Args:
       path: the final destination (its parent folder is created if needed).
@@ -49,15 +54,26 @@ def atomic_path(path: Path):
       done ['out.txt']
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path)
+    except OSError as error:
+        raise FolderError(f"cannot write {path}: {error.strerror or error}") from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+
+
+def umask() -> int:
+    """The process's file-mode creation mask (read without changing it for good)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: Path, text: str) -> None:
@@ -82,19 +98,21 @@ def write_text(path: Path, text: str) -> None:
 def write_arrays(path: Path, arrays: dict) -> None:
     """Write a dict of numpy arrays to ``path`` (``.npz``) atomically.
 
-    Args:
-      path: the destination ``.npz`` file.
-      arrays: name → array (anything ``np.asarray`` accepts, e.g. JAX arrays).
+        Args:
+          path: the destination ``.npz`` file.
+          arrays: name → array (anything ``np.asarray`` accepts, e.g. JAX arrays).
 
-    Example:
-      >>> import tempfile
-      >>> import numpy as np
-      >>> from pathlib import Path
-      >>> with tempfile.TemporaryDirectory() as d:
-      ...     write_arrays(Path(d) / "a.npz", {"x": np.arange(3), "y": [[1.5]]})
-      ...     with np.load(Path(d) / "a.npz") as f:
-      ...         print(sorted(f.files), f["x"].tolist(), f["y"].shape)
-      ['x', 'y'] [0, 1, 2] (1, 1)
+        Example:
+          >>> import tempfile
+          >>> import numpy as np
+
+    from jaxprecond.checks import FolderError
+          >>> from pathlib import Path
+          >>> with tempfile.TemporaryDirectory() as d:
+          ...     write_arrays(Path(d) / "a.npz", {"x": np.arange(3), "y": [[1.5]]})
+          ...     with np.load(Path(d) / "a.npz") as f:
+          ...         print(sorted(f.files), f["x"].tolist(), f["y"].shape)
+          ['x', 'y'] [0, 1, 2] (1, 1)
     """
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
@@ -103,21 +121,23 @@ def write_arrays(path: Path, arrays: dict) -> None:
 def read_arrays(path: Path) -> dict:
     """Read every array of an ``.npz`` file into memory.
 
-    Args:
-      path: an ``.npz`` file.
+        Args:
+          path: an ``.npz`` file.
 
-    Returns:
-      A dict name → numpy array (the file is closed on return).
+        Returns:
+          A dict name → numpy array (the file is closed on return).
 
-    Example:
-      >>> import tempfile
-      >>> import numpy as np
-      >>> from pathlib import Path
-      >>> with tempfile.TemporaryDirectory() as d:
-      ...     write_arrays(Path(d) / "a.npz", {"loss": np.array([1.0, 0.5])})
-      ...     arrays = read_arrays(Path(d) / "a.npz")
-      >>> arrays["loss"].tolist()
-      [1.0, 0.5]
+        Example:
+          >>> import tempfile
+          >>> import numpy as np
+
+    from jaxprecond.checks import FolderError
+          >>> from pathlib import Path
+          >>> with tempfile.TemporaryDirectory() as d:
+          ...     write_arrays(Path(d) / "a.npz", {"loss": np.array([1.0, 0.5])})
+          ...     arrays = read_arrays(Path(d) / "a.npz")
+          >>> arrays["loss"].tolist()
+          [1.0, 0.5]
     """
     with np.load(path) as f:
         return {k: f[k] for k in f.files}

@@ -56,14 +56,14 @@ def sweep_table(results, metrics=None) -> str:
     """Markdown: every grid point's final metrics (mean and 95% interval) and seed counts.
 
     Args:
-      results: a :class:`~jaxprecond.engine.sweep.SweepResults`.
+      results: a :class:`~jaxprecond.engine.results.SweepResults`.
       metrics: the metrics to show (default: the experiment's, else every scalar one).
 
     Returns:
       The table, one row per grid point.
 
     Example:
-      >>> from jaxprecond.engine.sweep import SweepResults
+      >>> from jaxprecond.engine.results import SweepResults
       >>> loss = np.array([[[4.0, 1.0], [4.0, 3.0]], [[2.0, 2.0], [2.0, np.nan]]])
       >>> res = SweepResults(None, None, (("lr", (0.1, 0.2)),), np.arange(2),
       ...                    np.array([0, 10]), {"loss": loss}, 2)  # (lr, seed, record)
@@ -103,7 +103,7 @@ def sweep_figure(results, metric: str | None = None, *, max_lines: int = 12) -> 
     axis is placed at equal spacing.
 
     Example:
-      >>> from jaxprecond.engine.sweep import SweepResults
+      >>> from jaxprecond.engine.results import SweepResults
       >>> res = SweepResults(None, None, (("opt", ("gd", "adam")), ("lr", (0.1, 0.2, 0.4))),
       ...                    np.arange(2), np.array([0, 10]),
       ...                    {"test_mse": np.ones((2, 3, 2, 2))}, 2)
@@ -163,15 +163,43 @@ def report(results, name: str = "") -> str:
     )
     title = getattr(results.experiment, "name", "sweep")
     text = f"# {title} report: {name}\n\n{status}\n\n{table(results)}\n"
-    n = len(results.axes) + 1  # the grid and the seed axis
-    diverged = 0
-    for values in results.data.values():
-        flat = values.reshape(values.shape[:n] + (-1,))
-        diverged = np.maximum(diverged, ~np.isfinite(flat).all(axis=-1))
-    diverged = int(np.sum(diverged))
-    if diverged:
-        text += f"\n{diverged} diverged seed runs (NaN/inf) are excluded above.\n"
+    cells = divergence(results)
+    if cells:
+        text += (
+            f"\n{int(diverged(results).sum())} diverged seed runs (NaN/inf) are excluded above:\n"
+        )
+        text += "".join(f"- {cell}: {bad} of {seeds} seeds\n" for cell, bad, seeds in cells)
     return text
+
+
+def diverged(results) -> np.ndarray:
+    """``(*grid, seed)``: whether each seed's run holds a NaN or inf in any metric.
+
+    Example:
+      >>> from jaxprecond.engine.results import SweepResults
+      >>> loss = np.array([[[1.0], [np.nan]], [[2.0], [3.0]]])  # (lr, seed, record)
+      >>> res = SweepResults(None, None, (("lr", (0.1, 0.2)),), np.arange(2), np.array([0]),
+      ...                    {"loss": loss}, 2)
+      >>> diverged(res).tolist(), divergence(res)
+      ([[False, True], [False, False]], [('lr=0.1', 1, 2)])
+    """
+    n = len(results.axes) + 1  # the grid and the seed axis
+    bad = np.zeros(results.data[next(iter(results.data))].shape[:n], bool)
+    for values in results.data.values():
+        bad |= ~np.isfinite(values.reshape(values.shape[:n] + (-1,))).all(axis=-1)
+    return bad
+
+
+def divergence(results) -> list[tuple[str, int, int]]:
+    """``(cell, diverged seeds, seeds)`` for every grid point where a seed diverged."""
+    bad = diverged(results)
+    cells = []
+    for index in np.ndindex(*bad.shape[:-1]):
+        if bad[index].any():
+            names = zip(results.axes, index, strict=True)
+            cell = ", ".join(f"{n}={label(values[i])}" for (n, values), i in names) or "all"
+            cells.append((cell, int(bad[index].sum()), bad.shape[-1]))
+    return cells
 
 
 def write_report(results, directory) -> str:

@@ -35,6 +35,7 @@ from jaxprecond.engine.config import (
     POSITIVE_INT,
     TEXT,
     Config,
+    Pairs,
     one_of,
     setting,
 )
@@ -63,26 +64,6 @@ SCENARIOS = {
     "digit_acc": "invariant-digit",
     "noise_acc": "invariant-noise",
 }
-
-
-def check_rates(name: str, rates) -> tuple[tuple[str, float], ...]:
-    """``((optimizer, lr), ...)`` from pairs (the command line gives strings).
-
-    Example:
-      >>> check_rates("learning_rates", [["adam", "1e-3"]])
-      (('adam', 0.001),)
-    """
-    checked = []
-    for optimizer, rate in rates:
-        try:
-            rate = float(rate)
-        except (TypeError, ValueError):
-            raise SettingError(f"{name}: {rate!r} is not a number (for {optimizer!r})") from None
-        one_of(*OPTIMIZERS, SIGMA_P)(f"{name}: the optimizer", optimizer)
-        checked.append((optimizer, POSITIVE(f"{name}: the rate of {optimizer!r}", rate)))
-    if len({o for o, _ in checked}) != len(checked):
-        raise SettingError(f"{name} names an optimizer twice: {rates!r}")
-    return tuple(checked)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,8 +98,9 @@ class OODConfig(Config):
     template_std: float = setting(0.1, "the templates' per-pixel std", POSITIVE)
     learning_rate: float = setting(1e-2, "every optimizer's lr", POSITIVE, traced=True, flag="--lr")
     learning_rates: tuple[tuple[str, float], ...] = setting(
-        (), "one optimizer's lr (repeatable; 'sigma_p' for the p-sweep)", check_rates,
-        flag="--lr-for", cli=dict(nargs=2, action="append", metavar=("OPTIMIZER", "LR")),
+        (), "one optimizer's lr (repeatable; 'sigma_p' for the p-sweep)",
+        Pairs(one_of(*OPTIMIZERS, SIGMA_P), POSITIVE), flag="--lr-for",
+        cli=dict(metavar=("OPTIMIZER", "LR")),
     )  # fmt: skip
     weight_decay: float = setting(1e-4, "L2 coefficient", NON_NEGATIVE, traced=True)
     damping: float = setting(1e-3, "Sigma^p damping relative to the mean eigenvalue", NON_NEGATIVE)
@@ -131,6 +113,10 @@ class OODConfig(Config):
     def validate(self) -> None:
         if not self.optimizers and not self.powers:
             raise SettingError("nothing to run: give optimizers or powers")
+        run = set(self.optimizers) | ({SIGMA_P} if self.powers else set())
+        idle = [name for name, _ in self.learning_rates if name not in run]
+        if idle:
+            raise SettingError(f"learning_rates names {idle}, which this run does not train")
 
     def lr(self, optimizer: str) -> float:
         """``optimizer``'s entry of ``learning_rates``, else ``learning_rate``."""
@@ -228,10 +214,18 @@ def run(key, point, config: OODConfig, images=None) -> dict:
 def arms(config: OODConfig) -> dict:
     """The optimizers at p = 0 and, apart, ``sigma_p`` over the powers (``{}`` arms left out)."""
     runs = {}
+
+    def rates(*kept):  # the learning rates of the optimizers an arm trains
+        return tuple((name, lr) for name, lr in config.learning_rates if name in kept)
+
     if [o for o in config.optimizers if o != SIGMA_P]:
-        runs["optimizers"] = dataclasses.replace(config, powers=(0.0,))
+        runs["optimizers"] = dataclasses.replace(
+            config, powers=(0.0,), learning_rates=rates(*config.optimizers)
+        )
     if config.powers:
-        runs[SIGMA_P] = dataclasses.replace(config, optimizers=(SIGMA_P,))
+        runs[SIGMA_P] = dataclasses.replace(
+            config, optimizers=(SIGMA_P,), learning_rates=rates(SIGMA_P)
+        )
     return runs
 
 

@@ -134,24 +134,43 @@ def replay_noise(path, *, early_steps: int = EARLY_STEPS, float64: bool = False)
       1e-5) and the final train loss and test MSE (bound 50%).
 
     Example:
-      A tiny synthetic fixture whose first layer is dead (``relu`` of negative inputs): only
-      ``b2`` learns, ``b2 ← (1 − 2·lr)·b2`` with zero-mean targets ``±1``, so with ``lr = 1/4``
-      the train loss before step ``t`` is ``b2² + 1 = 0.25^t + 1``:
+      A tiny synthetic fixture made by an explicit NumPy loop of the reference's update (each
+      neuron's gradient ``g_j`` becomes ``P g_j``, ``P = diag(λ)^p``; every other parameter
+      plain GD): the first layer learns, so the preconditioned path is what is compared. The
+      same fixture made with ``P = I`` fails the early comparison.
 
       >>> import tempfile
-      >>> t, y = np.arange(4), np.array([1.0, -1.0, 1.0, -1.0])
-      >>> x = np.array([[1.0, 2.0], [2.0, 1.0], [0.5, 0.5], [1.0, 0.0]])
-      >>> fx = dict(W1_init=np.full((3, 2), 0.1), b1_init=np.full(3, -10.0),
-      ...           W2_init=np.ones((1, 3)), b2_init=np.ones(1), X_train=x, y_train=y,
-      ...           X_test=x, y_test=2 * y, beta_star=np.ones(2), eigenvalues=np.ones(2),
-      ...           train_loss=0.25**t + 1, test_mse=0.25 ** (t + 1) + 4,  # test: after step t
-      ...           meta=json.dumps({"epochs": 4, "lr": 0.25, "p": 1.0, "wd": 0.0}))
+      >>> rng = np.random.default_rng(0)
+      >>> x, y = rng.normal(size=(8, 2)), rng.normal(size=8)
+      >>> init = dict(W1=rng.normal(size=(3, 2)), b1=np.full(3, 0.5), W2=rng.normal(size=3))
+      >>> def numpy_run(p_matrix, steps=4, lr=0.1):
+      ...     w1, b1, w2, b2, losses, tests = *init.values(), 0.0, [], []
+      ...     for _ in range(steps):
+      ...         h = np.maximum(x @ w1.T + b1, 0.0)
+      ...         r = h @ w2 + b2 - y
+      ...         losses.append(np.mean(r**2))
+      ...         g = 2 * r / len(y)
+      ...         gh = np.outer(g, w2) * (h > 0)
+      ...         w1, b1 = w1 - lr * (gh.T @ x) @ p_matrix.T, b1 - lr * gh.sum(0)
+      ...         w2, b2 = w2 - lr * h.T @ g, b2 - lr * g.sum()
+      ...         tests.append(np.mean((np.maximum(x @ w1.T + b1, 0) @ w2 + b2 - y) ** 2))
+      ...     return np.array(losses), np.array(tests)
+      >>> def fixture(d, p_matrix):
+      ...     train_loss, test_mse = numpy_run(p_matrix)
+      ...     np.savez(Path(d) / "ref_toy.npz", W1_init=init["W1"], b1_init=init["b1"],
+      ...              W2_init=init["W2"][None], b2_init=np.zeros(1), X_train=x, y_train=y,
+      ...              X_test=x, y_test=y, beta_star=np.ones(2), eigenvalues=np.array([4.0, 0.25]),
+      ...              train_loss=train_loss, test_mse=test_mse,
+      ...              meta=json.dumps({"epochs": 4, "lr": 0.1, "p": 1.0, "wd": 0.0}))
+      ...     return replay_noise(Path(d) / "ref_toy.npz", early_steps=2)
       >>> with tempfile.TemporaryDirectory() as d:
-      ...     np.savez(Path(d) / "ref_toy.npz", **fx)
-      ...     comparisons = replay_noise(Path(d) / "ref_toy.npz", early_steps=2)
-      >>> [(c.name, c.ok) for c in comparisons]  # doctest: +NORMALIZE_WHITESPACE
+      ...     preconditioned = fixture(d, np.diag([4.0, 0.25]))
+      ...     plain = fixture(d, np.eye(2))
+      >>> [(c.name, c.ok) for c in preconditioned]  # doctest: +NORMALIZE_WHITESPACE
       [('train_loss[:2]', True), ('test_mse[:2]', True), ('final train_loss', True),
        ('final test_mse', True)]
+      >>> plain[1].ok, plain[1].deviation > 1e-3  # P = I is not the preconditioned update
+      (False, True)
     """
     with np.load(path) as f:
         fx = {k: f[k] for k in f.files}
