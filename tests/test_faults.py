@@ -252,3 +252,68 @@ def test_missing_shared_files_fail_under_ci(monkeypatch):
     with pytest.raises(pytest.fail.Exception, match="JAXPRECOND_REQUIRE_SHARED=1"):
         shared.need(False, "a fixture")
     shared.need(True, "a fixture")  # present: nothing happens
+
+
+TOML = 'experiment = "noise"\nseeds = 2\n[config]\nsteps = 20\nlog_every = 10\ncases = ["high"]\n'
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--lr", "inf"], "learning_rate must be a positive number, got inf"),
+        (["--weight-decay", "inf"], "weight_decay must be a non-negative number, got inf"),
+        (["--p", "1", "1"], "powers repeats 1.0"),
+        (["--snr", "1", "1"], "snrs repeats 1.0"),
+        (["--batch-size", "80"], "batch_size=80 is larger than n_train=50"),
+        (["--root-seed", str(2**63)], "root_seed must be an integer in [0, 4294967296)"),
+        (["transfer", "--snr", "inf"], "snr must be a positive number, got inf"),
+        (["ood", "--optimizers", "gd", "--p", "--lr-for", "adam", "0.1"], "which this run"),
+    ],
+)
+def test_bad_options_are_refused_before_anything_is_written(argv, message, tmp_path, capsys):
+    command = argv if argv[0] in ("transfer", "ood") else [*COMMAND, *argv]
+    assert main([*command, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jaxprecond: error: ") and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[axes]\nsnr = [0.0]\n", "axes.snr: every value of snrs must be a positive number"),
+        ("[axes]\nlearning_rate = [-0.01]\n", "axes.learning_rate: every value of learning_rate"),
+        ("[axes]\nweight_decay = [-1.0]\n", "every value of weight_decay must be a non-negative"),
+        ("[axes]\np = [1, 1]\n", "axes.p: powers repeats 1.0"),
+        ("[axes]\nlearning_rate = ['0.01']\n", "must be a positive number, got '0.01'"),
+        ('dh = "5"\n', "config.dh must be a positive integer, got '5'"),
+        ("[axes\n", "cannot be read as TOML"),
+    ],
+)
+def test_bad_sweep_files_name_the_file_and_the_key(text, message, tmp_path, capsys):
+    path = tmp_path / "sweep.toml"
+    in_config = text.startswith("dh")
+    path.write_text(TOML.replace("[config]\n", "[config]\n" + text) if in_config else TOML + text)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: " in err and message in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_lists_run_as_given_and_run_settings_count(tmp_path):
+    from jaxprecond.report import load_sweep_file
+
+    path = tmp_path / "sweep.toml"
+    path.write_text(TOML + "powers = [-1, 0, 1]\nchunk_size = 1\n")
+    _, config, axes, _ = load_sweep_file(path)
+    assert config.powers == (-1.0, 0.0, 1.0) and config.chunk_size == 1 and config.seeds == 2
+    assert [len(a.values) for a in grid_axes(NOISE, config, axes)[1]] == [1, 3, 3]  # case, p, snr
+
+
+def test_a_folder_for_a_file_and_a_broken_manifest_are_one_line(reference, tmp_path, capsys):
+    assert main(["sweep", str(tmp_path), "--out", str(tmp_path / "x")]) == 2
+    assert f"{tmp_path}: cannot be read as TOML" in capsys.readouterr().err
+    out = copy_of(reference, tmp_path)
+    (out / MANIFEST).write_text("{")
+    assert main(["report", str(out)]) == 2
+    assert f"{out / MANIFEST} cannot be read" in capsys.readouterr().err
