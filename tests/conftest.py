@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 import jax
 import numpy as np
 import pytest
+
+#: A persistent compilation cache for each test process (an xdist worker, and the subprocesses
+#: its tests start, which inherit it): a program compiled by one test is read back by the next
+#: that builds the same one. Made fresh by the process that needs it, removed at its end.
+OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if OWN_CACHE:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="jaxprecond-tests-cache-")
+CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"]
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+jax.config.update("jax_compilation_cache_dir", CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_sessionfinish(session):
+    """A process's own cache goes with it."""
+    if OWN_CACHE:
+        shutil.rmtree(CACHE, ignore_errors=True)
 
 
 def random_orthogonal(rng: np.random.Generator, d: int) -> np.ndarray:

@@ -23,7 +23,7 @@ STUDENT = dict(steps=20, log_every=10, dh=8, n=300, n_train=50)
 TINY = {
     "noise": STUDENT,
     "transfer": STUDENT,
-    "rotated": dict(STUDENT, log_every=20),
+    "rotated": dict(STUDENT, log_every=20, arms=["diagonal"]),
     "ood": dict(steps=10, log_every=5, hidden=8, n_train=40, n_val=40, n_test=40),
     "linear_student.py:EXPERIMENT": dict(steps=20, log_every=10, n=300, n_train=50),
 }

@@ -317,3 +317,9 @@ def test_a_folder_for_a_file_and_a_broken_manifest_are_one_line(reference, tmp_p
     (out / MANIFEST).write_text("{")
     assert main(["report", str(out)]) == 2
     assert f"{out / MANIFEST} cannot be read" in capsys.readouterr().err
+
+
+def test_a_folder_where_the_manifest_should_be(tmp_path, capsys):
+    (tmp_path / "run" / MANIFEST).mkdir(parents=True)
+    assert main([*COMMAND, "--out", str(tmp_path / "run")]) == 2
+    assert f"{tmp_path / 'run' / MANIFEST} is a folder" in capsys.readouterr().err

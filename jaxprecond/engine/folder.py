@@ -99,7 +99,7 @@ def differences(old: dict, new: dict, config) -> list[str]:
     Example:
       >>> from jaxprecond.engine.config import Config
       >>> differences({"config": {"seeds": 2}}, {"config": {"seeds": 3}}, Config())
-      ['experiment', 'axes', 'config.seeds']
+      ['config.seeds']
     """
     changed = [k for k in ("experiment", "axes") if old.get(k) != new.get(k)]
     old_config, fields = old.get("config", {}), checked_fields(config)
@@ -114,10 +114,13 @@ def read_manifest(directory) -> dict | None:
 
     Raises:
       SettingError: the manifest is not valid JSON (the message names it).
+      FolderError: it is a folder.
     """
     path = Path(directory) / MANIFEST
-    if not path.is_file():
+    if not path.exists():
         return None
+    if not path.is_file():
+        raise FolderError(f"{path} is a folder, not a run's manifest")
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
