@@ -97,14 +97,17 @@ def loud_divergence(results) -> int:
     from jaxprecond.engine.results import SweepResults
     from jaxprecond.engine.views import divergence
 
-    parts = list(results.values()) if isinstance(results, dict) else results
-    parts = [results] if isinstance(results, SweepResults) else parts
+    if isinstance(results, SweepResults):
+        results = [results]
+    elif isinstance(results, dict):
+        results = list(results.values())
     status = 0
-    for part in [p for p in parts if isinstance(p, SweepResults)] if parts else []:
-        name = part.experiment.name if part.experiment is not None else "sweep"
+    for part in results if isinstance(results, list) else []:
+        if not isinstance(part, SweepResults):
+            continue
         for cell, bad, seeds in divergence(part):
-            print(f"jaxprecond: warning: {name}, {cell}: {bad} of {seeds} seeds diverged",
-                  file=sys.stderr)  # fmt: skip
+            message = f"{part.experiment.name}, {cell}: {bad} of {seeds} seeds diverged"
+            print(f"jaxprecond: warning: {message}", file=sys.stderr)
             status = 3 if bad == seeds else status
     return status
 

@@ -261,11 +261,16 @@ def check_chunks(directory: Path, manifest: dict, config) -> None:
                 stacklevel=2,
             )
             continue
-        changed = differences(chunk["run"], manifest, config)
-        if chunk["run"].get("chunk_size") != manifest["chunk_size"]:
-            changed.append("config.chunk_size")
-        if changed:
-            _refuse(path, changed, directory)
+        _same_run(path, chunk, manifest, config)
+
+
+def _same_run(path: Path, chunk: dict, manifest: dict, config) -> None:
+    """Refuse a chunk written by a run other than ``manifest``'s (its settings or chunk size)."""
+    changed = differences(chunk["run"], manifest, config)
+    if chunk["run"].get("chunk_size") != manifest["chunk_size"]:
+        changed.append("config.chunk_size")
+    if changed:
+        _refuse(path, changed, path.parent.parent)
 
 
 def merge(chunks: list[dict], n_axes: int, where="") -> tuple:
@@ -314,11 +319,7 @@ def load(directory, experiment) -> SweepResults:
         if chunk is None:
             warnings.warn(f"skipping {path}: corrupt or truncated", RunFolderWarning, stacklevel=2)
             continue
-        changed = differences(chunk["run"], manifest, config)
-        if chunk["run"].get("chunk_size") != manifest["chunk_size"]:
-            changed.append("config.chunk_size")
-        if changed:
-            _refuse(path, changed, directory)
+        _same_run(path, chunk, manifest, config)
         chunks.append(chunk)
     if not chunks:
         raise MissingFile(f"{directory} holds no finished chunk yet")
