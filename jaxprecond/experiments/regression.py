@@ -28,7 +28,7 @@ from jaxprecond.engine.config import (
 from jaxprecond.engine.trainer import train as train_loop
 from jaxprecond.linalg import Eigh
 from jaxprecond.optim.adahessian import PROBES
-from jaxprecond.optim.covariance_power import preconditioner
+from jaxprecond.optim.covariance_power import preconditioner_eigh
 from jaxprecond.optim.registry import make_optimizer, oracles, weight_decay_coupling
 from jaxprecond.tasks.single_index import (
     CASES,
@@ -43,6 +43,7 @@ from jaxprecond.tasks.student import (
     init_mlp,
     init_mlp_gaussian,
     regression_loss,
+    whitened_features,
 )
 
 Precision = jax.lax.Precision
@@ -80,6 +81,9 @@ class StudentConfig(Config):
         1e-6, "L2 coefficient wd (loss + wd/2N Σ‖W‖²)", NON_NEGATIVE, traced=True
     )
     init_scale: float = setting(1e-3, "scale of the initial weights", NON_NEGATIVE, traced=True)
+    teacher_scale: float = setting(
+        1.0, "S: the teacher is softplus(10 S <beta*, x>)", POSITIVE, traced=True
+    )
     probe: str = setting(
         "rademacher", "AdaHessian's probe (minus_ones: as the authors' code ran)", one_of(*PROBES)
     )
@@ -127,7 +131,10 @@ class PreconditionerConfig(StudentConfig):
         one_of("covariance_power", "adahessian"),
     )
     normalize: str | None = setting(
-        None, "normalise P by its largest eigenvalue or to trace dx", one_of("max", "trace").maybe()
+        None,
+        "normalise P: by its largest eigenvalue (max), to trace dx (trace), or by the largest "
+        "eigenvalue of Sigma^(p+1), the same top step in whitened coordinates (whitened)",
+        one_of("max", "trace", "whitened").maybe(),
     )
     batch_size: int | None = setting(
         None, "minibatch size (default: full batch)", POSITIVE_INT.maybe()
@@ -151,12 +158,23 @@ class Trajectory(NamedTuple):
         ``‖W1 β̂‖² / ‖W1‖²``.
       energy: ``(R, dx)`` fraction of the first layer's energy along each eigenvector ``q_r``
         of Σ, ``‖W1 q_r‖² / ‖W1‖²`` (sums to one).
+      whitened_alignment: ``(R,)`` the alignment in whitened coordinates,
+        ``‖W1 Σ^{1/2} û‖² / ‖W1 Σ^{1/2}‖²_F`` with ``û ∝ Σ^{1/2}β*``.
+      whitened_energy: ``(R, dx)`` the energy per eigendirection in whitened coordinates.
+
+    The input-space features (``alignment``, ``energy``) are the paper's. The whitened ones are
+    where the dynamics live (the step is ``ṽ ← ṽ − η Σ^{p+1} ∇_ṽ L`` on isotropic inputs) and
+    are what the claims comparing Case High with Case Low use: in input space the 100×
+    eigenvalue ratio alone makes the two cases' alignments differ, even when their whitened
+    features are identical (see :func:`~jaxprecond.tasks.student.whitened_features`).
     """
 
     train_loss: jax.Array
     test_mse: jax.Array
     alignment: jax.Array
     energy: jax.Array
+    whitened_alignment: jax.Array
+    whitened_energy: jax.Array
 
 
 def train(
@@ -168,6 +186,7 @@ def train(
     log_every: int,
     weight_decay: float,
     eigenvectors,
+    eigenvalues=None,
     batch_size: int | None = None,
     key=None,
     eval_block_size: int = 1000,
@@ -188,6 +207,7 @@ def train(
       steps, log_every: steps (a multiple of ``log_every``) and the recording period.
       weight_decay: ``wd`` of the loss.
       eigenvectors: ``(dx, dx)`` eigenvectors of Σ, for the energy metric.
+      eigenvalues: ``(dx,)`` eigenvalues of Σ, for the whitened features (``None``: ones).
       batch_size, key: minibatch size (``None``: full batch) and its PRNG key.
       eval_block_size: test points evaluated at once.
       precision: matmul precision.
@@ -207,6 +227,9 @@ def train(
       (2, 10)
     """
     n_train = task.x_train.shape[0]
+    spectrum_values = (
+        jnp.ones(eigenvectors.shape[0], eigenvectors.dtype) if eigenvalues is None else eigenvalues
+    )
     if batch_size is not None and key is None:
         raise ValueError("batch_size needs a key for drawing minibatches")
 
@@ -227,7 +250,8 @@ def train(
             p, task.x_test, task.y_test, block_size=eval_block_size, precision=precision
         )
         alignment, energy = first_layer_features(p["W1"], eigenvectors, task.beta)
-        return Trajectory(losses[-1], test_mse, alignment, energy)
+        whitened = whitened_features(p["W1"], spectrum_values, eigenvectors, task.beta)
+        return Trajectory(losses[-1], test_mse, alignment, energy, *whitened)
 
     return train_loop(
         params,
@@ -292,13 +316,14 @@ def train_student(key, spectrum, power, snr, config: PreconditionerConfig):
       ((8, 10), (2,))
     """
     key_data, key_init, key_batch = jax.random.split(key, 3)
-    task = sample_task(key_data, spectrum, snr, n=config.n, n_train=config.n_train)
+    task = sample_task(
+        key_data, spectrum, snr, n=config.n, n_train=config.n_train,
+        teacher_scale=config.teacher_scale,
+    )  # fmt: skip
     eigh = Eigh(spectrum.eigenvalues, spectrum.eigenvectors)
     if config.init == "gaussian":
-        p_matrix = preconditioner(eigh, power, normalize=config.normalize)
-        if p_matrix is None:  # a Python p = 0
-            p_matrix = jnp.eye(config.dx, dtype=config.dtype)
-        params = init_mlp_gaussian(key_init, p_matrix, config.dh, sigma=config.init_scale)
+        p_eigh = preconditioner_eigh(eigh, power, normalize=config.normalize)
+        params = init_mlp_gaussian(key_init, p_eigh, config.dh, sigma=config.init_scale)
     else:
         params = init_mlp(
             key_init, config.dx, config.dh, scale=config.init_scale, dtype=config.dtype
@@ -318,6 +343,7 @@ def train_student(key, spectrum, power, snr, config: PreconditionerConfig):
         log_every=config.log_every,
         weight_decay=weight_decay,
         eigenvectors=spectrum.eigenvectors,
+        eigenvalues=spectrum.eigenvalues,
         batch_size=config.batch_size,
         key=key_batch,
         eval_block_size=config.eval_block_size,

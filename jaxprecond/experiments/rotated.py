@@ -223,7 +223,10 @@ def compare_arms(key, spectrum: Spectrum, power, *, config, arms=ARMS) -> dict:
     if unknown:
         raise ValueError(f"arms must be among {ARMS}, got {unknown}")
     key_data, key_init, key_probe = jax.random.split(key, 3)
-    task = sample_task(key_data, spectrum, config.snr, n=config.n, n_train=config.n_train)
+    task = sample_task(
+        key_data, spectrum, config.snr, n=config.n, n_train=config.n_train,
+        teacher_scale=config.teacher_scale,
+    )  # fmt: skip
     params = init_mlp(key_init, config.dx, config.dh, scale=config.init_scale, dtype=config.dtype)
     out = {}
     for arm in arms:

@@ -216,7 +216,8 @@ def run(key, point, config: TransferConfig, data=None) -> dict:
     key_stage2 = jax.random.fold_in(key, STAGE2_FOLD)
 
     def refit(target):
-        task = sample_task(key_stage2, target, config.snr, n=config.n, n_train=config.n_train)
+        task = sample_task(key_stage2, target, config.snr, n=config.n, n_train=config.n_train,
+                           teacher_scale=config.teacher_scale)  # fmt: skip
         _, train_mse, test_mse = refit_head(params, task, config=config)
         alignment, _ = first_layer_features(params["W1"], target.eigenvectors, task.beta)
         return train_mse, test_mse, alignment

@@ -22,7 +22,7 @@ import optax
 from jaxprecond.linalg import DEFAULT_EIGENVALUE_FLOOR, Eigh, eigenvalue_power, eigh_psd
 
 LAYOUTS = ("in_out", "out_in")
-NORMALIZATIONS = (None, "max", "trace")
+NORMALIZATIONS = (None, "max", "trace", "whitened")
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -36,6 +36,58 @@ def _as_eigh(covariance, damping) -> Eigh:
             return covariance
         return Eigh(covariance.eigenvalues + damping, covariance.eigenvectors)
     return eigh_psd(covariance, damping=damping)
+
+
+def preconditioner_eigh(
+    covariance,
+    power,
+    *,
+    damping: float = 0.0,
+    normalize: str | None = None,
+    eigenvalue_floor: float | None = DEFAULT_EIGENVALUE_FLOOR,
+) -> Eigh:
+    """The eigendecomposition of ``P = Σ^p``, optionally normalised: ``P``'s eigenvalues, Σ's
+    eigenvectors.
+
+    The normalisations:
+
+    * ``"max"``: divide by the largest eigenvalue of ``P`` (the same top step in input space);
+    * ``"trace"``: scale so that ``tr P = dx``;
+    * ``"whitened"``: divide by the largest eigenvalue of ``Σ^{p+1}``, the preconditioner in
+      whitened coordinates (``u = Σ^{-1/2}x``), where the dynamics live. Every ``p`` then has
+      the same largest stable step: the coordinate-free way to take the step size out of ``p``.
+
+    ``"max"`` and ``"trace"`` leave ``p = 0`` the identity; ``"whitened"`` does not
+    (``P = I/λ_max(Σ)``).
+
+    Args:
+      covariance: ``(dx, dx)`` PSD matrix ``Σ`` or its :class:`~jaxprecond.linalg.Eigh`.
+      power: the exponent ``p`` (a Python number or a traced scalar).
+      damping: ``δ ≥ 0``: ``P = (Σ + δI)^p``.
+      normalize: ``None``, ``"max"``, ``"trace"`` or ``"whitened"``.
+      eigenvalue_floor: relative eigenvalue floor, see :func:`~jaxprecond.linalg.eigenvalue_power`.
+
+    Returns:
+      An :class:`~jaxprecond.linalg.Eigh` of ``P``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> sigma = jnp.diag(jnp.array([0.1, 10.0]))
+      >>> preconditioner_eigh(sigma, -1.0, normalize="max").eigenvalues
+      Array([1.  , 0.01], dtype=float32)
+      >>> preconditioner_eigh(sigma, -1.0, normalize="whitened").eigenvalues  # Σ^{p+1} = I
+      Array([10. ,  0.1], dtype=float32)
+    """
+    _check_choice("normalize", normalize, NORMALIZATIONS)
+    eigh = _as_eigh(covariance, damping)
+    weights = eigenvalue_power(eigh.eigenvalues, power, eigenvalue_floor=eigenvalue_floor)
+    if normalize == "max":
+        weights = weights / jnp.max(weights)
+    elif normalize == "trace":
+        weights = weights * (weights.shape[0] / jnp.sum(weights))
+    elif normalize == "whitened":
+        weights = weights / jnp.max(weights * eigh.eigenvalues)
+    return Eigh(weights, eigh.eigenvectors)
 
 
 def preconditioner(
@@ -52,13 +104,14 @@ def preconditioner(
       covariance: ``(dx, dx)`` PSD matrix ``Σ`` or its :class:`~jaxprecond.linalg.Eigh`.
       power: the exponent ``p`` (a Python number or a traced scalar).
       damping: ``δ ≥ 0``: ``P = (Σ + δI)^p``.
-      normalize: ``None`` (P as is), ``"max"`` (divide by the largest eigenvalue of P) or
-        ``"trace"`` (scale so that ``tr P = dx``; p = 0 stays the identity).
+      normalize: ``None``, ``"max"``, ``"trace"`` or ``"whitened"``, see
+        :func:`preconditioner_eigh`.
       eigenvalue_floor: relative eigenvalue floor, see :func:`~jaxprecond.linalg.eigenvalue_power`.
 
     Returns:
-      The ``(dx, dx)`` matrix ``P``, or ``None`` for a Python-number ``power == 0`` (the identity,
-      so that the transform is exactly plain gradient descent).
+      The ``(dx, dx)`` matrix ``P``, or ``None`` for a Python-number ``power == 0`` without the
+      ``"whitened"`` normalisation (the identity, so that the transform is exactly plain
+      gradient descent).
 
     Example:
       >>> import jax.numpy as jnp
@@ -67,15 +120,11 @@ def preconditioner(
              [0.  , 0.01]], dtype=float32)
     """
     _check_choice("normalize", normalize, NORMALIZATIONS)
-    if isinstance(power, (int, float)) and power == 0:
+    if isinstance(power, (int, float)) and power == 0 and normalize != "whitened":
         return None
-    eigh = _as_eigh(covariance, damping)
-    weights = eigenvalue_power(eigh.eigenvalues, power, eigenvalue_floor=eigenvalue_floor)
-    if normalize == "max":
-        weights = weights / jnp.max(weights)
-    elif normalize == "trace":
-        weights = weights * (weights.shape[0] / jnp.sum(weights))
-    q = eigh.eigenvectors
+    weights, q = preconditioner_eigh(
+        covariance, power, damping=damping, normalize=normalize, eigenvalue_floor=eigenvalue_floor
+    )
     return jnp.matmul(q * weights, q.T, precision=jax.lax.Precision.HIGHEST)
 
 
@@ -133,7 +182,8 @@ def scale_by_covariance_power(
       layout: ``"in_out"`` for ``(dx, dh)`` kernels (flax, haiku), ``"out_in"`` for ``(dh, dx)``
         kernels (torch, equinox).
       damping: ``δ ≥ 0``: ``P = (Σ + δI)^p``.
-      normalize: ``None``, ``"max"`` or ``"trace"``; see :func:`preconditioner`.
+      normalize: ``None``, ``"max"``, ``"trace"`` or ``"whitened"``; see
+        :func:`preconditioner_eigh`.
       eigenvalue_floor: relative eigenvalue floor for negative powers.
 
     Returns:
@@ -258,7 +308,8 @@ def covariance_power(
       layout: ``"in_out"`` ``(dx, dh)`` or ``"out_in"`` ``(dh, dx)``.
       kernel: which leaf is the first-layer kernel, see :func:`kernel_labels`.
       damping: ``δ ≥ 0`` added to Σ's eigenvalues.
-      normalize: ``None``, ``"max"`` or ``"trace"``, see :func:`preconditioner`.
+      normalize: ``None``, ``"max"``, ``"trace"`` or ``"whitened"``, see
+        :func:`preconditioner_eigh`.
       eigenvalue_floor: relative eigenvalue floor for negative powers.
 
     Returns:

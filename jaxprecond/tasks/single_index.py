@@ -151,6 +151,41 @@ def case_spectrum(
     return Spectrum(jnp.asarray(eigenvalues, dtype), q, q[:, teacher_axes])
 
 
+def dual_spectrum(spectrum: Spectrum) -> Spectrum:
+    """The other case's spectrum, its eigenvectors ordered so that one draw serves both cases.
+
+    With ``Π`` the permutation that swaps the teacher's ``k`` axes with the last ``k``, Case
+    Low's ``Σ`` is ``Q Π diag(1/λ_High) Πᵀ Qᵀ``. Listing its eigenvalues as ``1/λ`` in Case
+    High's order, with eigenvectors ``QΠ``, makes :func:`sample_task` (which draws inputs in the
+    eigenbasis) couple the two cases' inputs through ``Π``: ``u_Low = Π u_High`` in whitened
+    coordinates. In those coordinates the preconditioner ``Σ^p`` acts as ``Σ^{p+1}``, and
+    ``Σ_High^{p+1} = Π Σ_Low^{(−2−p)+1} Πᵀ``: Case High at ``p`` with teacher β* and Case Low at
+    ``−2−p`` with teacher ``scale·β*`` are the same learning problem (the p ↔ −2−p duality).
+
+    Args:
+      spectrum: a spectrum whose teacher lies on its first ``k`` eigenvectors (Case High, or
+        Case Low's dual), with ``2k <= dx``.
+
+    Returns:
+      The dual :class:`Spectrum` (the dual of the dual is the original).
+
+    Example:
+      >>> high = case_spectrum("high", dx=3)
+      >>> low = dual_spectrum(high)
+      >>> low.eigenvalues, low.teacher_basis[:, 0]
+      (Array([ 0.1, 10. , 10. ], dtype=float32), Array([0., 0., 1.], dtype=float32))
+      >>> bool(jnp.allclose(low.covariance, case_spectrum("low", dx=3).covariance))
+      True
+    """
+    dx, k = spectrum.eigenvectors.shape[-1], spectrum.teacher_basis.shape[-1]
+    if 2 * k > dx:
+        raise ValueError(f"the duality needs 2k <= dx, got k={k}, dx={dx}")
+    perm = np.arange(dx)
+    perm[:k], perm[dx - k :] = np.arange(dx - k, dx), np.arange(k)
+    eigenvectors = spectrum.eigenvectors[:, perm]
+    return Spectrum(1.0 / spectrum.eigenvalues, eigenvectors, eigenvectors[:, :k])
+
+
 def stack_spectra(spectra) -> Spectrum:
     """Stack spectra of equal shapes along a new leading axis (for ``vmap`` over cases).
 
@@ -209,7 +244,9 @@ def standardize(y_train, y_test):
     return (y_train - mean) / std, (y_test - mean) / std
 
 
-def sample_task(key, spectrum: Spectrum, snr, *, n: int = 10_000, n_train: int = 200) -> Task:
+def sample_task(
+    key, spectrum: Spectrum, snr, *, n: int = 10_000, n_train: int = 200, teacher_scale=1.0
+) -> Task:
     """Draw inputs, a teacher and noisy standardised targets.
 
     The key is split into one stream each for the inputs' standard normals, the teacher's
@@ -223,6 +260,8 @@ def sample_task(key, spectrum: Spectrum, snr, *, n: int = 10_000, n_train: int =
         ``inf`` gives noiseless targets.
       n: total number of points.
       n_train: the first ``n_train`` points train, the rest test.
+      teacher_scale: ``S``, multiplying β*: ``y = softplus(10·S·⟨β*, x⟩) + ε`` (may be traced).
+        ``S = 10`` in Case Low matches the whitened scale of Case High at ``S = 1``.
 
     Returns:
       A :class:`Task`.
@@ -245,7 +284,9 @@ def sample_task(key, spectrum: Spectrum, snr, *, n: int = 10_000, n_train: int =
         precision=jax.lax.Precision.HIGHEST,
     )
     coefficients = jax.random.normal(key_beta, (spectrum.teacher_basis.shape[-1],), dtype)
-    beta = jnp.matmul(spectrum.teacher_basis, coefficients, precision=jax.lax.Precision.HIGHEST)
+    beta = teacher_scale * jnp.matmul(
+        spectrum.teacher_basis, coefficients, precision=jax.lax.Precision.HIGHEST
+    )
     signal = teacher(x, beta)
     noise = jax.random.normal(key_noise, (n,), dtype) * (jnp.std(signal) / snr)
     y = signal + noise

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxprecond.linalg import matrix_power
+from jaxprecond.linalg import Eigh, eigh_psd
 
 Precision = jax.lax.Precision
 
@@ -59,9 +59,14 @@ def init_mlp(key, dx: int, dh: int, *, scale: float = 1e-3, dtype=jnp.float32) -
 def init_mlp_gaussian(key, preconditioner, dh: int, *, sigma: float = 1e-3) -> dict:
     """The theory's initialisation: neurons ``w_j ~ N(0, σ² P)``, head ``N(0, σ²)``, zero biases.
 
+    The neurons are drawn in ``P``'s eigenbasis, ``w_j = σ V diag(√μ) z_j`` with
+    ``z_j ~ N(0, I)``, so that two problems whose eigenbases are permutations of each other
+    (the p ↔ −2−p duality of the two cases) can share the draws ``z``.
+
     Args:
       key: a JAX PRNG key.
-      preconditioner: ``(dx, dx)`` PSD matrix ``P``.
+      preconditioner: ``(dx, dx)`` PSD matrix ``P``, or its :class:`~jaxprecond.linalg.Eigh`
+        (eigenvalues ``μ``, eigenvectors ``V``).
       dh: hidden width.
       sigma: standard deviation scale ``σ``.
 
@@ -73,17 +78,23 @@ def init_mlp_gaussian(key, preconditioner, dh: int, *, sigma: float = 1e-3) -> d
       >>> init_mlp_gaussian(jax.random.key(0), jnp.eye(3), 4)["W1"].shape
       (4, 3)
     """
-    preconditioner = jnp.asarray(preconditioner)
-    dx = preconditioner.shape[0]
+    if not isinstance(preconditioner, Eigh):
+        matrix = jnp.asarray(preconditioner)
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+            raise ValueError(f"preconditioner must be a square matrix, got shape {matrix.shape}")
+        preconditioner = eigh_psd(matrix)
+    eigenvalues, eigenvectors = preconditioner
+    dtype = eigenvectors.dtype
+    dx = eigenvectors.shape[0]
     _check_sizes(dx, dh)
     key1, key2 = jax.random.split(key)
-    root = matrix_power(preconditioner, 0.5)
-    z = jax.random.normal(key1, (dh, dx), preconditioner.dtype)
+    z = jax.random.normal(key1, (dh, dx), dtype)
+    root = jnp.sqrt(jnp.maximum(eigenvalues, 0.0))
     return {
-        "W1": sigma * (z @ root),
-        "b1": jnp.zeros((dh,), preconditioner.dtype),
-        "W2": sigma * jax.random.normal(key2, (dh,), preconditioner.dtype),
-        "b2": jnp.zeros((), preconditioner.dtype),
+        "W1": sigma * jnp.matmul(z * root, eigenvectors.T, precision=Precision.HIGHEST),
+        "b1": jnp.zeros((dh,), dtype),
+        "W2": sigma * jax.random.normal(key2, (dh,), dtype),
+        "b2": jnp.zeros((), dtype),
     }
 
 
@@ -236,6 +247,40 @@ def first_layer_features(kernel, eigenvectors, direction):
     projected = jnp.matmul(kernel, eigenvectors, precision=Precision.HIGHEST)
     energy = jnp.sum(projected**2, axis=0) / total
     return alignment, energy
+
+
+def whitened_features(kernel, eigenvalues, eigenvectors, direction):
+    """The first layer's features in whitened coordinates (``u = Σ^{-1/2}x``,
+    ``ṽ_j = Σ^{1/2}w_j``), where the preconditioned dynamics live.
+
+    The whitened alignment is ``a_w = ‖W Σ^{1/2} û‖² / ‖W Σ^{1/2}‖²_F`` with
+    ``û ∝ Σ^{1/2}β*`` (the teacher's direction in whitened coordinates); the whitened energy
+    along eigenvector ``q_r`` is ``λ_r ‖W q_r‖² / Σ_s λ_s ‖W q_s‖²``. Unlike the input-space
+    features of :func:`first_layer_features`, these are the same in the two cases of the
+    p ↔ −2−p duality, so they compare Case High with Case Low without the eigenvalue ratio.
+
+    Args:
+      kernel: ``(dh, dx)`` first-layer weights (one neuron per row).
+      eigenvalues, eigenvectors: ``(dx,)`` and ``(dx, dx)`` of Σ (eigenvectors as columns).
+      direction: ``(dx,)`` teacher direction ``β*`` (any norm).
+
+    Returns:
+      ``(alignment, energy)``: ``a_w`` and the ``(dx,)`` whitened energy fractions (sum to one).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> w = jnp.array([[1.0, 1.0]])  # ṽ = Σ^{1/2} w = (2, 1)
+      >>> a, e = whitened_features(w, jnp.array([4.0, 1.0]), jnp.eye(2), jnp.array([1.0, 0.0]))
+      >>> round(float(a), 4), [round(float(v), 4) for v in e]
+      (0.8, [0.8, 0.2])
+    """
+    projected = jnp.matmul(kernel, eigenvectors, precision=Precision.HIGHEST)  # W q_r
+    per_direction = eigenvalues * jnp.sum(projected**2, axis=0)
+    total = jnp.sum(per_direction)
+    coefficients = jnp.matmul(direction, eigenvectors, precision=Precision.HIGHEST)  # q_rᵀβ
+    unit = eigenvalues * coefficients / jnp.sqrt(jnp.sum(eigenvalues * coefficients**2))
+    along = jnp.matmul(projected, unit, precision=Precision.HIGHEST)
+    return jnp.sum(along**2) / total, per_direction / total
 
 
 def from_torch(W1, b1, W2, b2) -> dict:
