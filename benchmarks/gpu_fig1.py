@@ -27,7 +27,9 @@ Usage (H200):
     python benchmarks/gpu_fig1.py                         # 1024 seeds, up to 10 000 steps, FP32
     python benchmarks/gpu_fig1.py --precision default     # the same in TF32
     python benchmarks/gpu_fig1.py --seeds 4 --steps 20 --log-every 10 --cases high \\
-        --powers 1 --snrs 1                               # CPU smoke test
+        --powers 1 --snrs 1                               # CPU smoke test (paper sizes)
+    python benchmarks/gpu_fig1.py --seeds 4 --steps 20 --log-every 10 --warmup-steps 20 \\
+        --dx 4 --dh 16 --n 96 --n-train 32 --precision default   # tiny (tests/test_gpu_script.py)
 """
 
 from __future__ import annotations
@@ -48,6 +50,13 @@ from pathlib import Path  # noqa: E402
 H200_FP32_TFLOPS = 67.0
 H200_TF32_TFLOPS = 495.0
 H200_HBM_TBS = 4.8
+#: Size options (a tiny size for a CPU test); left out, NoiseConfig's (the paper's) sizes.
+SIZES = {
+    "--dx": "input dimension",
+    "--dh": "hidden width",
+    "--n": "points per seed (training + test)",
+    "--n-train": "training points",
+}
 
 
 def flops_per_seed_step(dx: int, dh: int, n_train: int, n_test: int, log_every: int) -> dict:
@@ -115,6 +124,8 @@ def parse(argv):
     parser.add_argument("--powers", type=float, nargs="+", default=[-1.0, -0.5, 0.0, 0.5, 1.0])
     parser.add_argument("--snrs", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0, 4.0])
     parser.add_argument("--precision", choices=["highest", "high", "default"], default="highest")
+    for flag, what in SIZES.items():  # default: NoiseConfig's, the paper's sizes
+        parser.add_argument(flag, type=int, default=None, help=f"{what} (default: the paper's)")
     parser.add_argument("--budget-s", type=float, default=330.0, help="wall-clock budget")
     parser.add_argument("--chunk-size", type=int, default=256, help="seeds per compiled call")
     parser.add_argument(
@@ -163,6 +174,7 @@ def main(argv=None) -> int:
         log_every=args.log_every,
         chunk_size=args.chunk_size,
         precision=args.precision,
+        **{k: v for k in ("dx", "dh", "n", "n_train") if (v := getattr(args, k)) is not None},
     )
     flops = flops_per_seed_step(
         base.dx, base.dh, base.n_train, base.n - base.n_train, base.log_every
@@ -301,6 +313,12 @@ def main(argv=None) -> int:
         "jax": jax.__version__,
         "precision": args.precision,
         "grid": {"cases": args.cases, "powers": args.powers, "snrs": args.snrs, "cells": cells},
+        "sizes": {
+            "dx": base.dx,
+            "dh": base.dh,
+            "n_train": base.n_train,
+            "n_test": base.n - base.n_train,
+        },
         "seeds_requested": args.seeds,
         "seeds_done": done,
         "steps_target": args.steps,

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from jaxprecond.checks import UserError
+from jaxprecond.engine import compile_cache
 
 
 def _experiment_parser(sub, name: str) -> None:
@@ -137,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="table and figure of a finished or partial run")
     p.add_argument("run_dir", help="a run folder")
     p.set_defaults(handler=report_command)
+    for parser_ in [parser, *sub.choices.values()]:  # before or after the command
+        parser_.add_argument(
+            "--no-compile-cache",
+            action="store_true",
+            default=argparse.SUPPRESS if parser_ is not parser else False,
+            help="do not use JAX's persistent compilation cache (kept in "
+            "~/.cache/jaxprecond/xla; also JAXPRECOND_COMPILE_CACHE=0, or =DIR for another folder)",
+        )
     return parser
 
 
@@ -144,6 +153,10 @@ def main(argv=None) -> int:
     """Entry point: run a command; the user's errors (:class:`~jaxprecond.checks.UserError`)
     print one line and return 2, any other exception keeps its traceback. Diverged seeds are
     named on stderr; the status is 3 when every seed of some grid point diverged.
+
+    JAX's persistent compilation cache is turned on before anything is compiled
+    (:mod:`jaxprecond.engine.compile_cache`), unless ``--no-compile-cache`` is given (before or
+    after the command) or ``JAXPRECOND_COMPILE_CACHE=0`` is set.
 
     Example:
       >>> import contextlib
@@ -153,6 +166,10 @@ def main(argv=None) -> int:
       2
     """
     args = build_parser().parse_args(argv)
+    if args.no_compile_cache:
+        compile_cache.disable()
+    else:
+        compile_cache.enable()
     try:
         results = args.handler(args)
     except UserError as error:

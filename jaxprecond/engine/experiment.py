@@ -94,7 +94,8 @@ class Experiment:
     source: str = ""
 
     def sweep(self, config=None, **options):
-        """Sweep this experiment: :func:`jaxprecond.engine.sweep.run` with ``self``.
+        """Sweep this experiment: :func:`jaxprecond.engine.sweep.run` with ``self`` (which turns
+        on JAX's persistent compilation cache, see :mod:`jaxprecond.engine.compile_cache`).
 
         Args:
           config: its settings (default: the first preset).

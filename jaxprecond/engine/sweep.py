@@ -26,7 +26,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxprecond.checks import SettingError
-from jaxprecond.engine import folder
+from jaxprecond.engine import compile_cache, folder
 from jaxprecond.engine.config import substitute
 from jaxprecond.engine.experiment import Experiment, grid_axes
 from jaxprecond.engine.results import SweepResults
@@ -205,6 +205,9 @@ def run(
 ) -> SweepResults | None:
     """Run (or resume) ``experiment`` over its grid × ``config.seeds`` seeds.
 
+    JAX's persistent compilation cache is turned on first (:func:`compile_cache.enable`; off
+    with ``JAXPRECOND_COMPILE_CACHE=0`` or :func:`compile_cache.disable`).
+
     Args:
       experiment: the definition.
       config: its settings.
@@ -226,6 +229,7 @@ def run(
       SettingError: a bad axis or setting, or a folder holding another run (before anything is
         compiled or written).
     """
+    compile_cache.enable()
     config, axes = grid_axes(experiment, config, axes)
     config = dataclasses.replace(config, group_size=config.group_size or default_group_size())
     directory = folder.folder(out)
