@@ -87,3 +87,28 @@ def test_control_breaks_the_duality(spectra, change):
     assert gap > 1e-3, gap
     with pytest.raises(AssertionError):
         np.testing.assert_allclose(low.test_mse, high.test_mse, rtol=1e-6)
+
+
+def test_teacher_scale_is_a_setting_an_axis_and_an_option(tmp_path):
+    from jaxprecond.cli import main
+    from jaxprecond.experiments.noise import NOISE, NoiseConfig
+
+    spectrum = case_spectrum("low")
+    a = sample_task(jax.random.key(0), spectrum, 1.0, n=300, n_train=50)
+    b = sample_task(jax.random.key(0), spectrum, 1.0, n=300, n_train=50, teacher_scale=10.0)
+    np.testing.assert_allclose(b.beta, 10 * np.asarray(a.beta), rtol=1e-6)
+    np.testing.assert_array_equal(b.x_train, a.x_train)
+    config = NoiseConfig(cases=("low",), powers=(0.0,), snrs=(4.0,), seeds=2, steps=20,
+                         log_every=10, dh=8, n=300, n_train=50)  # fmt: skip
+    results = NOISE.sweep(config, axes={"teacher_scale": [1.0, 10.0]}, progress=False)
+    assert results.dims[3] == "teacher_scale"
+    mse = results.final("test_mse")[0, 0, 0]  # (teacher_scale, seed)
+    assert np.isfinite(mse).all() and not np.allclose(mse[0], mse[1])
+    energy = results.final("whitened_energy")
+    np.testing.assert_allclose(energy.sum(-1), 1.0, rtol=1e-5)
+    assert (
+        (results.final("whitened_alignment") >= 0) & (results.final("whitened_alignment") <= 1)
+    ).all()
+    # from the command line, checked like every setting
+    assert main(["noise", "--teacher-scale", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
