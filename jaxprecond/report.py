@@ -20,7 +20,6 @@ Every value passes the settings' own checks; an error names the file, the key an
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from pathlib import Path
 
@@ -141,21 +140,47 @@ def arm_folders(directory) -> list[Path]:
     return [directory]
 
 
-def write_reports(directory) -> str:
+def save_reports(directory) -> tuple[str, list[Path]]:
     """Write ``report.md`` and ``figure.png`` of a run folder (of each of its arms, and their
-    reports together); return the Markdown. A read-only folder is reported, not written
-    (with a :class:`~jaxprecond.engine.folder.RunFolderWarning`)."""
+    reports together).
+
+    Returns:
+      The Markdown, and the files written. A folder that cannot be written (read-only, full) is
+      reported, not saved: nothing is written there, and a
+      :class:`~jaxprecond.engine.folder.RunFolderWarning` names the file and the cause.
+    """
     directory = Path(directory)
-    texts = []
-    for arm in arm_folders(directory):
+    arms = arm_folders(directory)
+    texts, saved = [], []
+    for arm in arms:
         results = load_run(arm)
         try:
             texts.append(write_report(results, arm))
+            saved += [arm / "report.md", arm / "figure.png"]
         except FolderError as error:
-            warnings.warn(f"{error}: the report is not saved", RunFolderWarning, stacklevel=2)
+            _not_saved(error)
             texts.append(report(results, arm.name))
     text = "\n".join(texts)
-    if arm_folders(directory) != [directory]:
-        with contextlib.suppress(FolderError):
+    if arms != [directory]:
+        try:
             write_text(directory / "report.md", text)
-    return text
+            saved.append(directory / "report.md")
+        except FolderError as error:
+            _not_saved(error)
+    return text, saved
+
+
+def _not_saved(error: FolderError) -> None:
+    warnings.warn(f"the report is not saved: {error}", RunFolderWarning, stacklevel=3)
+
+
+def write_reports(directory) -> str:
+    """:func:`save_reports`' Markdown (a folder that cannot be written is reported, not saved).
+
+    Example:
+      >>> write_reports("no/such/run")
+      Traceback (most recent call last):
+      ...
+      jaxprecond.checks.MissingFile: no/such/run is not a run folder (manifest.json missing)
+    """
+    return save_reports(directory)[0]

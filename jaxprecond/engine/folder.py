@@ -19,7 +19,6 @@ or truncated chunk is moved aside (named, never deleted) and computed again.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import os
@@ -151,8 +150,22 @@ def write_chunk(directory: Path, start: int, stop: int, arrays: dict, run: dict)
     write_arrays(chunk_path(directory, start, stop), arrays)
 
 
-def _chunks(directory: Path):
-    return sorted((Path(directory) / CHUNKS).glob("seeds-*.npz"))
+def _chunks(directory: Path) -> list[Path]:
+    """The chunk files of a run folder, in seed order.
+
+    Raises:
+      FolderError: ``chunks`` is there but is not a folder (the message names it).
+    """
+    chunks = Path(directory) / CHUNKS
+    if chunks.exists() and not chunks.is_dir():
+        raise FolderError(f"{chunks} is a file, not the run's folder of chunks")
+    return sorted(chunks.glob("seeds-*.npz"))
+
+
+def _first_run(directory: Path) -> dict | None:
+    """The run recorded by the first readable chunk of ``directory``, or ``None``."""
+    chunks = (read_chunk(path) for path in _chunks(directory))
+    return next((chunk["run"] for chunk in chunks if chunk is not None), None)
 
 
 def _refuse(path, changed, directory):
@@ -165,19 +178,18 @@ def _refuse(path, changed, directory):
 def existing_run(directory: Path | None, run: dict, config) -> dict | None:
     """The run already in ``directory``: its manifest, or (missing) the record of its chunks.
 
+    It writes nothing: a missing manifest is rebuilt by :func:`create`, once the run is known
+    to be the folder's (its chunk size included).
+
     Raises:
       SettingError: the folder holds a run with other settings (the message names them).
+      FolderError: ``chunks`` is a file.
     """
     if directory is None:
         return None
     existing, what = read_manifest(directory), "a run"
     if existing is None:
-        chunks = (read_chunk(path) for path in _chunks(directory))
-        existing = next((chunk["run"] for chunk in chunks if chunk is not None), None)
-        what = f"no {MANIFEST} but chunks of a run"
-        if existing is not None and not differences(existing, run, config):
-            message = f"{directory / MANIFEST} was missing: rebuilt from the run's chunks"
-            warnings.warn(message, RunFolderWarning, stacklevel=2)
+        existing, what = _first_run(directory), f"no {MANIFEST} but chunks of a run"
     if existing is not None:
         changed = differences(existing, run, config)
         if changed:
@@ -195,23 +207,34 @@ def create(directory: Path, run: dict, config) -> dict:
     processes starting into one folder at once, one writes it and the other reads it; a process
     of another run is then refused.
 
+    A manifest written into a folder that already holds chunks of the run is a rebuilt one:
+    a :class:`RunFolderWarning` says so, once it is written.
+
     Raises:
       SettingError: another run's manifest got there first.
-      FolderError: the folder cannot be written.
+      FolderError: the folder cannot be written, or ``chunks`` is a file.
     """
     path = directory / MANIFEST
+    rebuilt = False
     if not path.exists():
         manifest = dict(run, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         manifest["environment"] = environment()  # of the creating process
-        _create_exclusively(path, json.dumps(manifest, indent=2) + "\n")
+        found = _first_run(directory)
+        written = _create_exclusively(path, json.dumps(manifest, indent=2) + "\n")
+        rebuilt = written and found is not None
     manifest = read_manifest(directory)
     changed = differences(manifest, run, config)
     if changed:
         _refuse(path, changed, directory)
+    if rebuilt:
+        message = f"{path} was missing: rebuilt from the run's chunks"
+        warnings.warn(message, RunFolderWarning, stacklevel=2)
     return manifest
 
 
-def _create_exclusively(path: Path, text: str) -> None:
+def _create_exclusively(path: Path, text: str) -> bool:
+    """Write ``path`` unless it is there (then leave it as it is); whether this call wrote it."""
+    _chunks(path.parent)  # a file named chunks is named as the fault, not the manifest
     tmp = None
     try:
         (path.parent / CHUNKS).mkdir(parents=True, exist_ok=True)
@@ -221,15 +244,19 @@ def _create_exclusively(path: Path, text: str) -> None:
         os.chmod(tmp, 0o666 & ~umask())
         try:
             os.link(tmp, path)  # exclusive: never replaces another process's manifest
+            return True
         except FileExistsError:
-            pass
+            return False
         except OSError as error:  # a file system without hard links
             if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
                 raise
-            with contextlib.suppress(FileExistsError):
-                descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-                with os.fdopen(descriptor, "w") as f:
-                    f.write(text)
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            return False
+        with os.fdopen(descriptor, "w") as f:
+            f.write(text)
+        return True
     except OSError as error:
         raise FolderError(f"cannot write {path}: {error.strerror or error}") from None
     finally:
@@ -317,7 +344,7 @@ def load(directory, experiment) -> SweepResults:
     for path in _chunks(directory):
         chunk = read_chunk(path)
         if chunk is None:
-            warnings.warn(f"skipping {path}: corrupt or truncated", RunFolderWarning, stacklevel=2)
+            _skipping(path)
             continue
         _same_run(path, chunk, manifest, config)
         chunks.append(chunk)
@@ -326,6 +353,26 @@ def load(directory, experiment) -> SweepResults:
     axes = tuple((n, tuple(v)) for n, v in manifest["axes"])
     seeds, steps, data = merge(chunks, len(axes), directory)
     return SweepResults(experiment, config, axes, seeds, steps, data, config.seeds)
+
+
+#: The corrupt chunks :func:`load` has named in this process: (path, size, modification time).
+_SKIPPED: set[tuple[str, int, int]] = set()
+
+
+def _skipping(path: Path) -> None:
+    """Warn that a corrupt chunk is skipped, once per process for each state of the file.
+
+    A command that loads a folder twice (a report, then its results) names it once; Python's
+    own once-per-place rule does not hold, as every table resets it (``warnings.catch_warnings``).
+    """
+    try:
+        stat = path.stat()
+    except OSError:
+        return
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _SKIPPED:
+        _SKIPPED.add(key)
+        warnings.warn(f"skipping {path}: corrupt or truncated", RunFolderWarning, stacklevel=3)
 
 
 def finish(directory: Path, experiment) -> SweepResults:

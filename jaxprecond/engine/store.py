@@ -1,7 +1,7 @@
 """Files of a run folder, written atomically, and the environment that wrote them.
 
 Every file is written to a temporary name and renamed, so a crash never leaves a half-written
-file (the run folder's layout is in :mod:`jaxprecond.engine.sweep`).
+file (the run folder's layout is in :mod:`jaxprecond.engine.folder`).
 """
 
 from __future__ import annotations
@@ -98,21 +98,19 @@ def write_text(path: Path, text: str) -> None:
 def write_arrays(path: Path, arrays: dict) -> None:
     """Write a dict of numpy arrays to ``path`` (``.npz``) atomically.
 
-        Args:
-          path: the destination ``.npz`` file.
-          arrays: name → array (anything ``np.asarray`` accepts, e.g. JAX arrays).
+    Args:
+      path: the destination ``.npz`` file.
+      arrays: name → array (anything ``np.asarray`` accepts, e.g. JAX arrays).
 
-        Example:
-          >>> import tempfile
-          >>> import numpy as np
-
-    from jaxprecond.checks import FolderError
-          >>> from pathlib import Path
-          >>> with tempfile.TemporaryDirectory() as d:
-          ...     write_arrays(Path(d) / "a.npz", {"x": np.arange(3), "y": [[1.5]]})
-          ...     with np.load(Path(d) / "a.npz") as f:
-          ...         print(sorted(f.files), f["x"].tolist(), f["y"].shape)
-          ['x', 'y'] [0, 1, 2] (1, 1)
+    Example:
+      >>> import tempfile
+      >>> import numpy as np
+      >>> from pathlib import Path
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     write_arrays(Path(d) / "a.npz", {"x": np.arange(3), "y": [[1.5]]})
+      ...     with np.load(Path(d) / "a.npz") as f:
+      ...         print(sorted(f.files), f["x"].tolist(), f["y"].shape)
+      ['x', 'y'] [0, 1, 2] (1, 1)
     """
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
@@ -121,23 +119,21 @@ def write_arrays(path: Path, arrays: dict) -> None:
 def read_arrays(path: Path) -> dict:
     """Read every array of an ``.npz`` file into memory.
 
-        Args:
-          path: an ``.npz`` file.
+    Args:
+      path: an ``.npz`` file.
 
-        Returns:
-          A dict name → numpy array (the file is closed on return).
+    Returns:
+      A dict name → numpy array (the file is closed on return).
 
-        Example:
-          >>> import tempfile
-          >>> import numpy as np
-
-    from jaxprecond.checks import FolderError
-          >>> from pathlib import Path
-          >>> with tempfile.TemporaryDirectory() as d:
-          ...     write_arrays(Path(d) / "a.npz", {"loss": np.array([1.0, 0.5])})
-          ...     arrays = read_arrays(Path(d) / "a.npz")
-          >>> arrays["loss"].tolist()
-          [1.0, 0.5]
+    Example:
+      >>> import tempfile
+      >>> import numpy as np
+      >>> from pathlib import Path
+      >>> with tempfile.TemporaryDirectory() as d:
+      ...     write_arrays(Path(d) / "a.npz", {"loss": np.array([1.0, 0.5])})
+      ...     arrays = read_arrays(Path(d) / "a.npz")
+      >>> arrays["loss"].tolist()
+      [1.0, 0.5]
     """
     with np.load(path) as f:
         return {k: f[k] for k in f.files}
