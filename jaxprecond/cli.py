@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from jaxprecond.checks import UserError
@@ -80,10 +81,14 @@ def sweep_command(args: argparse.Namespace):
 
 def report_command(args: argparse.Namespace) -> list:
     """Write and print ``report.md`` (and ``figure.png``) of a run folder; return its results."""
-    from jaxprecond.report import arm_folders, load_run, write_reports
+    from jaxprecond.report import arm_folders, load_run, save_reports
 
-    print(write_reports(args.run_dir))
-    print(f"report written to {args.run_dir}/report.md and figure.png")
+    text, saved = save_reports(args.run_dir)
+    print(text)
+    if saved:
+        print(f"report written to {args.run_dir}/report.md and figure.png")
+    else:
+        print(f"report printed, not saved: {args.run_dir}/report.md cannot be written")
     return [load_run(folder) for folder in arm_folders(args.run_dir)]
 
 
@@ -149,6 +154,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning as one line, ``jaxprecond: warning: <message>``, on stderr (the
+    command's warnings are for its user, not a traceback). Installed by :func:`main`.
+
+    Example:
+      >>> import contextlib
+      >>> with contextlib.redirect_stderr(sys.stdout):
+      ...     one_line_warning(UserWarning("2 seeds diverged"), UserWarning, "x.py", 1)
+      jaxprecond: warning: 2 seeds diverged
+    """
+    text = " ".join(str(message).split("\n"))
+    print(f"jaxprecond: warning: {text}", file=sys.stderr if file is None else file)
+
+
 def main(argv=None) -> int:
     """Entry point: run a command; the user's errors (:class:`~jaxprecond.checks.UserError`)
     print one line and return 2, any other exception keeps its traceback. Diverged seeds are
@@ -170,11 +189,14 @@ def main(argv=None) -> int:
         compile_cache.disable()
     else:
         compile_cache.enable()
+    shown, warnings.showwarning = warnings.showwarning, one_line_warning
     try:
         results = args.handler(args)
     except UserError as error:
         print(f"jaxprecond: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = shown
     return loud_divergence(results)
 
 

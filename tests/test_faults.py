@@ -202,10 +202,6 @@ def test_a_truncated_chunk_is_named_once_by_report(reference, tmp_path, capsys):
     assert "2 of 4 seeds finished (partial run)" in capsys.readouterr().out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="jaxprecond/cli.py prints warnings in Python's two-line format (file:line, source)",
-)
 def test_the_command_names_a_truncated_chunk_in_one_line(reference, tmp_path):
     out = copy_of(reference, tmp_path)
     chunk = out / CHUNKS / "seeds-00000002-00000004.npz"
@@ -252,9 +248,6 @@ def test_a_read_only_folder_loads_and_reports(reference, tmp_path, monkeypatch, 
         NOISE.sweep(dataclasses.replace(TINY, seeds=6), out=tmp_path / "new", progress=False)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="jaxprecond/cli.py prints 'report written to' even when nothing is saved"
-)
 def test_the_report_command_does_not_claim_a_read_only_report_is_written(
     reference, tmp_path, monkeypatch, capsys
 ):
