@@ -4,8 +4,11 @@ import dataclasses
 import json
 import re
 import warnings
+from functools import partial
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from shared import need
@@ -149,6 +152,28 @@ def test_numpy_integers_are_accepted():
     config = OODConfig(chunk_size=np.int64(2), kfac_refresh=np.int32(5))
     assert config.chunk_size == 2 and config.kfac_refresh == 5
     assert type(config.chunk_size) is int and type(config.kfac_refresh) is int
+
+
+def test_the_image_runs_test_on_every_test_image():
+    """The reference presets test on all 10 000 test images (the authors' protocol); with the
+    test split alone, on the 10 000 − 1 200 − 1 200 left after the training and validation draw.
+    Shapes only: the pools are abstract arrays the size of MNIST's splits."""
+    from jaxprecond.tasks.correlation_shift import draw
+
+    def split(n):
+        return jax.ShapeDtypeStruct((n, 784), jnp.float32), jax.ShapeDtypeStruct((n,), jnp.int32)
+
+    full = dict(zip(("pool_images", "pool_labels"), split(60_000), strict=True))
+    full.update(zip(("test_images", "test_labels"), split(10_000), strict=True))
+    test_only = dict(zip(("pool_images", "pool_labels"), split(10_000), strict=True))
+    for name in ("cpu", "gpu"):
+        config = OOD.presets[name]
+        assert config.n_test is None and (config.n_train, config.n_val) == (1200, 1200)
+        sizes = dict(n_train=config.n_train, n_val=config.n_val, n_test=config.n_test)
+        for pools, n_test in ((full, 10_000), (test_only, 7_600)):
+            data = jax.eval_shape(partial(draw, **sizes), jax.random.key(0), pools)
+            assert data.x_digit.shape == data.x_noise.shape == (n_test, 784)
+            assert data.x_train.shape == data.x_val.shape == (1200, 784)
 
 
 def test_mnist_test_split_end_to_end(tmp_path):

@@ -206,6 +206,65 @@ def test_separate_test_split(mnist):
     assert len(set(train_rows) | set(val_rows)) == 80 and len(set(test_rows)) == 25
 
 
+def test_the_test_sets_are_the_whole_test_split(mnist):
+    """As the authors' script: both test sets are built from all 10 000 test images, in order
+    (here a stand-in training split of 3 000 images and the real test split)."""
+    pool, labels = mnist
+    data = make_ood_data(
+        jax.random.key(3), pool[:3000], labels[:3000], pool, labels, n_train=1200, n_val=1200
+    )
+    t = np.asarray(data.templates)
+    assert data.x_digit.shape == data.x_noise.shape == (10_000, 784)
+    np.testing.assert_array_equal(data.y_digit, labels)
+    np.testing.assert_allclose(data.x_digit, numpy_add(pool, labels ^ 1, t), atol=1e-6)
+    np.testing.assert_allclose(
+        data.x_noise, numpy_add(pool, np.asarray(data.y_noise), t), atol=1e-6
+    )
+
+
+def test_test_split_only_keeps_the_three_sets_disjoint(mnist):
+    """The fallback with the test split alone (load_pools(test_split_only=True)): training,
+    validation and test images are disjoint, and the test sets get every image left (10 000 −
+    1 200 − 1 200). Without templates each image is its pool row exactly, found by its bytes."""
+    from jaxprecond.tasks.correlation_shift import draw, load_pools
+
+    pools = load_pools("mnist", data_dir=MNIST.parent, test_split_only=True)
+    assert set(pools) == {"pool_images", "pool_labels"}
+    data = draw(jax.random.key(4), pools, n_train=1200, n_val=1200, n_test=None, template_std=0.0)
+    pool, labels = mnist
+    index = {row.tobytes(): i for i, row in enumerate(pool)}
+    assert len(index) == 10_000  # no two MNIST test images are equal
+
+    def rows(x):
+        return np.array([index[row.tobytes()] for row in np.asarray(x)])
+
+    train, val, test = rows(data.x_train), rows(data.x_val), rows(data.x_digit)
+    assert (len(train), len(val), len(test)) == (1200, 1200, 7600)
+    np.testing.assert_array_equal(rows(data.x_noise), test)  # the same images in both tests
+    assert len(set(train) | set(val) | set(test)) == 10_000  # disjoint, and every image used
+    np.testing.assert_array_equal(data.y_digit, labels[test])
+
+
+def test_no_test_split_the_rest_of_a_small_pool():
+    """Without a test split the test sets are the pool's images left, disjoint from the others
+    (each image's first coordinate is its index; no clipping, so it survives the template)."""
+    n = 200
+    images = jnp.stack([jnp.arange(n) / (4 * n) + 0.3, jnp.full(n, 0.5), jnp.full(n, 0.5)], 1)
+    data = make_ood_data(
+        jax.random.key(2), images, jnp.arange(n) % 10, n_train=60, n_val=40, template_std=0.01
+    )
+
+    def rows(x, template_labels):
+        first = np.asarray(x - data.templates[template_labels])[:, 0]
+        return np.rint((first - 0.3) * 4 * n).astype(int)
+
+    train, val = rows(data.x_train, data.y_train), rows(data.x_val, data.y_val)
+    test = rows(data.x_digit, data.y_digit ^ 1)
+    assert (len(train), len(val), len(test)) == (60, 40, 100)
+    assert sorted(set(train) | set(val) | set(test)) == list(range(n))
+    np.testing.assert_array_equal(rows(data.x_noise, data.y_noise), test)
+
+
 # --- keys: determinism, vmap ---------------------------------------------------------------------
 
 
@@ -258,6 +317,11 @@ def test_vmap_over_keys_equals_a_loop():
             dict(test_images=np.zeros((30, 4)), test_labels=np.zeros(30, int), n_train=45),
             ValueError,
             r"n_train \+ n_val = 45 \+ 10 exceeds the 50 pool images",
+        ),
+        (
+            dict(n_train=40, n_test=None),
+            ValueError,
+            r"n_train \+ n_val = 40 \+ 10 leaves none of the 50 pool images for the test sets",
         ),
     ],
 )

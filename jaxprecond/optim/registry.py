@@ -17,11 +17,12 @@ import jax
 import optax
 
 from jaxprecond.optim.adahessian import adahessian
+from jaxprecond.optim.sam import sam
 
 
 def only_oracles(transform, names) -> optax.GradientTransformationExtraArgs:
     """``transform`` receiving just the extra arguments in ``names`` (for transforms, such as
-    optax's SAM and L-BFGS, that reject or forward the others).
+    optax's L-BFGS, that reject or forward the others).
 
     Args:
       transform: an optax transform.
@@ -56,15 +57,6 @@ def _gd(learning_rate, **options):
 
 def _momentum(learning_rate, momentum: float = 0.9, **options):
     return optax.sgd(learning_rate, momentum=momentum, **options)
-
-
-def _sam(learning_rate, rho: float = 0.05, **options):
-    """SAM (Foret et al., 2021) with SGD outside; the adversarial step has length ``rho``."""
-    adversarial = optax.chain(optax.contrib.normalize(), optax.sgd(rho))
-    sam = optax.contrib.sam(
-        optax.sgd(learning_rate, **options), adversarial, sync_period=2, opaque_mode=True
-    )
-    return only_oracles(sam, ("grad_fn",))
 
 
 def _lbfgs(learning_rate, **options):
@@ -120,7 +112,7 @@ OPTIMIZERS: dict[str, Callable] = {
     "gd": _gd,
     "momentum": _momentum,
     "adam": optax.adam,
-    "sam": _sam,
+    "sam": sam,  # momentum SGD outside, as the authors ran it
     "lbfgs": _lbfgs,
     "sophia_h": _sophia_h,
     "adahessian": adahessian,
@@ -134,7 +126,9 @@ def weight_decay_coupling(name: str, weight_decay) -> tuple[dict, float]:
     """Where optimizer ``name`` takes weight decay ``wd``: the one rule, for every experiment.
 
     AdaHessian decays the weights itself, decoupled (``θ ← θ(1 − lr·wd) − …``), with a plain
-    loss, as the paper's AdaHessian arm and the authors' pytorch-optimizer do. Every other
+    loss, as the paper's AdaHessian arm and the authors' pytorch-optimizer do. SAM adds
+    ``wd · w`` in its outer SGD step, with a plain loss, as torch's SGD inside the authors' SAM
+    does (so the ascent direction and the adversarial gradient carry no L2 term). Every other
     optimizer sees ``wd`` as the loss's coupled L2 term; Sophia-H's own decoupled decay
     (optax's default 1e-4) is switched off so that the term counts once.
 
@@ -147,10 +141,10 @@ def weight_decay_coupling(name: str, weight_decay) -> tuple[dict, float]:
       coupled coefficient.
 
     Example:
-      >>> weight_decay_coupling("adahessian", 1e-4), weight_decay_coupling("gd", 1e-4)
+      >>> weight_decay_coupling("sam", 1e-4), weight_decay_coupling("gd", 1e-4)
       (({'weight_decay': 0.0001}, 0.0), ({}, 0.0001))
     """
-    if name == "adahessian":
+    if name in ("adahessian", "sam"):
         return {"weight_decay": weight_decay}, 0.0
     if name == "sophia_h":
         return {"weight_decay": 0.0}, weight_decay
