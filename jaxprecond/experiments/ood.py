@@ -44,7 +44,7 @@ from jaxprecond.engine.experiment import Experiment
 from jaxprecond.engine.trainer import train
 from jaxprecond.engine.views import interval, quiet
 from jaxprecond.linalg import eigh_psd
-from jaxprecond.optim.estimated import empirical_covariance
+from jaxprecond.optim.estimated import NORMALIZATIONS, empirical_covariance
 from jaxprecond.optim.registry import make_optimizer, oracles, weight_decay_coupling
 from jaxprecond.tasks import correlation_shift
 from jaxprecond.tasks.classifier import (
@@ -103,7 +103,7 @@ class OODConfig(Config):
     )  # fmt: skip
     weight_decay: float = setting(1e-4, "L2 coefficient", NON_NEGATIVE, traced=True)
     damping: float = setting(1e-3, "Sigma^p damping relative to the mean eigenvalue", NON_NEGATIVE)
-    normalize: str | None = setting(None, "normalise Sigma^p", one_of("max", "trace").maybe())
+    normalize: str | None = setting(None, "normalise P", one_of(*NORMALIZATIONS[1:]).maybe())
     kfac_refresh: int = setting(10, "K-FAC's steps between factor refreshes", POSITIVE_INT)
     data_dir: str | None = setting(None, "folder with the IDX files", TEXT.maybe())
     test_split_only: bool = setting(False, "draw every pool, disjointly, from the test split", FLAG)
