@@ -19,7 +19,9 @@ def tiny_plan(quick, *, seeds=None):
         "noise": dataclasses.replace(plan["noise"], **noise),
         "equalised": dataclasses.replace(plan["equalised"], **noise),
         "adahessian": dataclasses.replace(plan["adahessian"], powers=(-1.0, 1.0), **small),
-        "tuning": dataclasses.replace(plan["tuning"], powers=(-2.0, -1.0, 0.0), **small),
+        "tuning": dataclasses.replace(
+            plan["tuning"], powers=(-2.0, -1.0, 0.0), snrs=(1.0,), **small
+        ),
         "transfer": dataclasses.replace(plan["transfer"], powers=(-1.0, 1.0), **small),
         "synthetic": dataclasses.replace(
             plan["synthetic"],
@@ -49,12 +51,15 @@ def test_reproduce_writes_every_claim(tmp_path, monkeypatch):
         2 * per_way  # noise, as is and normalised
         + 4  # neutrality with Case Low's teacher × 10
         + 2 * 2  # AdaHessian, both probes: 2 cases × 1 SNR
-        + 4 + 4  # tuned: bias and neutrality
+        + 2 + 3  # tuned at 1 SNR: bias, neutrality
         + 2 * 5  # transfer per pair and average, both ways
-        + 2 + 2  # synthetic OOD Σ^p as is and normalised; no flip (no optimizer of both groups)
+        + 2 + 2  # synthetic OOD Σ^p as is and normalised
+        + 2  # the ranking flip: adam against gd, on both test sets
     )  # fmt: skip
     assert len(claims) == expected, [c.claim for c in claims]
-    assert text.count("| Case High: final test MSE") == 2 + 2 + 1
+    assert (
+        text.count("| Case High: final test MSE") == 2 + 2 + 2 + 1
+    )  # as is, normalised, AdaHessian, tuned
     assert text.count("rademacher probe") == 2 and text.count("minus_ones probe") == 2
     assert "Case Low's teacher × 10" in text and "lr tuned per (case, p)" in text
     assert "mnist OOD run was skipped" in text
