@@ -44,7 +44,7 @@ def noise_results(high_slope, low_slope, *, seeds=8, noise=0.02, cases=("high", 
     slopes = np.array([{"high": high_slope, "low": low_slope}[c] for c in cases])
     mse = 1 / (1 + snr**2) + 1.0 + slopes[:, None, None, None] * p / snr + offsets
     mse = mse + rng.normal(0, noise, mse.shape)
-    train = mse - 0.3 * (1.5 - p) * np.ones_like(mse)
+    train = mse - 0.3 * (1.5 - p) / snr * np.ones_like(mse)
     align = 0.5 + gap * (np.arange(len(cases)) - 0.5)[:, None, None, None] + 0 * mse
     config = NoiseConfig(cases=cases, powers=POWERS, snrs=SNRS, seeds=seeds)
     data = {"test_mse": mse, "train_loss": train, "whitened_alignment": align}
@@ -105,8 +105,11 @@ def test_holm_makes_rows_of_one_claim_share_the_correction():
 def test_gap_and_floor_claims():
     results = noise_results(-0.2, 0.3)
     claims = gap_claims(results)
-    # the gap 0.3·(1.5 − p) shrinks with p; the spread |slope|·2/SNR is larger at low SNR
+    # the gap 0.3·(1.5 − p)/SNR shrinks with p and is larger at low SNR
     assert verdicts(claims) == ["holds"] * (len(SNRS) + 2)
+    flat = noise_results(-0.2, 0.3)
+    flat.data["train_loss"] = flat.data["test_mse"] - 0.1  # a gap that moves with nothing
+    assert set(verdicts(gap_claims(flat))) == {"inconclusive"}
     (floor,) = floor_claims(results)
     assert floor.verdict == "holds" and floor.seeds == 8
     below = noise_results(-0.2, 0.3)
@@ -114,6 +117,19 @@ def test_gap_and_floor_claims():
     (floor,) = floor_claims(below)
     assert floor.verdict == "fails" and "low, p=1, SNR 2" in floor.detail
     assert floor.value == pytest.approx(0.01 / 0.2 - 1)
+    assert "1/(1+SNR²)" in floor.claim  # no recorded floor: the closed form
+
+
+def test_floor_uses_the_teachers_own_test_mse_when_recorded():
+    results = noise_results(-0.2, 0.3)
+    mse = results.data["test_mse"]
+    results.data["noise_floor"] = np.broadcast_to(
+        mse.min(axis=(0, 1, 2), keepdims=True) - 0.01, mse.shape
+    )
+    (floor,) = floor_claims(results)
+    assert floor.verdict == "holds" and "teacher's own test MSE" in floor.claim
+    results.data["noise_floor"] = mse + 0.05  # every cell below its floor
+    assert floor_claims(results)[0].verdict == "fails"
 
 
 def test_neutrality_crossing_at_minus_one_holds_and_elsewhere_fails():

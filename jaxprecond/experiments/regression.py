@@ -161,6 +161,8 @@ class Trajectory(NamedTuple):
       whitened_alignment: ``(R,)`` the alignment in whitened coordinates,
         ``‖W1 Σ^{1/2} û‖² / ‖W1 Σ^{1/2}‖²_F`` with ``û ∝ Σ^{1/2}β*``.
       whitened_energy: ``(R, dx)`` the energy per eigendirection in whitened coordinates.
+      noise_floor: ``(R,)`` the test MSE of the teacher itself (the noiseless targets), which
+        no student can beat; the same at every record.
 
     The input-space features (``alignment``, ``energy``) are the paper's. The whitened ones are
     where the dynamics live (the step is ``ṽ ← ṽ − η Σ^{p+1} ∇_ṽ L`` on isotropic inputs) and
@@ -175,6 +177,7 @@ class Trajectory(NamedTuple):
     energy: jax.Array
     whitened_alignment: jax.Array
     whitened_energy: jax.Array
+    noise_floor: jax.Array
 
 
 def train(
@@ -245,13 +248,17 @@ def train(
             p, x, y, weight_decay=weight_decay, n_train=n_train, precision=precision
         )
 
+    noise_floor = (
+        jnp.nan if task.signal_test is None else jnp.mean((task.y_test - task.signal_test) ** 2)
+    )
+
     def record(p, losses):
         test_mse = blocked_mse(
             p, task.x_test, task.y_test, block_size=eval_block_size, precision=precision
         )
         alignment, energy = first_layer_features(p["W1"], eigenvectors, task.beta)
         whitened = whitened_features(p["W1"], spectrum_values, eigenvectors, task.beta)
-        return Trajectory(losses[-1], test_mse, alignment, energy, *whitened)
+        return Trajectory(losses[-1], test_mse, alignment, energy, *whitened, noise_floor)
 
     return train_loop(
         params,

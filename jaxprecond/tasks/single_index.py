@@ -69,6 +69,9 @@ class Task(NamedTuple):
       x_train, y_train: ``(n_train, dx)`` inputs and ``(n_train,)`` standardised targets.
       x_test, y_test: ``(n_test, dx)`` inputs and targets standardised with train statistics.
       beta: ``(dx,)`` the teacher direction ``β*`` (not normalised).
+      signal_test: ``(n_test,)`` the noiseless test targets ``softplus(10·⟨β*, x⟩)``,
+        standardised like ``y_test`` (``None`` when unknown): the teacher's own prediction, whose
+        test MSE is the noise floor no student can beat.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -86,6 +89,7 @@ class Task(NamedTuple):
     x_test: jax.Array
     y_test: jax.Array
     beta: jax.Array
+    signal_test: jax.Array | None = None
 
 
 def random_rotation(key, dx: int, dtype=jnp.float32) -> jax.Array:
@@ -291,4 +295,6 @@ def sample_task(
     noise = jax.random.normal(key_noise, (n,), dtype) * (jnp.std(signal) / snr)
     y = signal + noise
     y_train, y_test = standardize(y[:n_train], y[n_train:])
-    return Task(x[:n_train], y_train, x[n_train:], y_test, beta)
+    train = y[:n_train]
+    signal_test = (signal[n_train:] - jnp.mean(train)) / jnp.std(train, ddof=1)
+    return Task(x[:n_train], y_train, x[n_train:], y_test, beta, signal_test)
