@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -166,7 +167,8 @@ def study_figure(study: TunedStudy) -> Figure:
     fig = Figure(figsize=(10, 4), layout="tight")
     left, right = fig.subplots(1, 2)
     mse = study.tuning.data["test_mse"][..., -1]  # (case, p, snr, lr, seed)
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():  # a rate at which every seed diverged has no mean
+        warnings.simplefilter("ignore", RuntimeWarning)
         curve = np.nanmean(np.where(np.isfinite(mse), mse, np.nan), axis=(2, 4))
     for c, case in enumerate(cases):
         for j, p in enumerate(powers):
