@@ -154,18 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Print a warning as one line, ``jaxprecond: warning: <message>``, on stderr (the
-    command's warnings are for its user, not a traceback). Installed by :func:`main`.
+def one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Format a warning as one line, ``jaxprecond: warning: <message>`` (the command's warnings
+    are for its user, not a traceback). :func:`main` installs it as ``warnings.formatwarning``
+    while a command runs, so that recorded warnings are still recorded.
 
     Example:
-      >>> import contextlib
-      >>> with contextlib.redirect_stderr(sys.stdout):
-      ...     one_line_warning(UserWarning("2 seeds diverged"), UserWarning, "x.py", 1)
-      jaxprecond: warning: 2 seeds diverged
+      >>> one_line_warning(UserWarning("2 seeds\ndiverged"), UserWarning, "x.py", 1)
+      'jaxprecond: warning: 2 seeds diverged\n'
     """
     text = " ".join(str(message).split("\n"))
-    print(f"jaxprecond: warning: {text}", file=sys.stderr if file is None else file)
+    return f"jaxprecond: warning: {text}\n"
 
 
 def main(argv=None) -> int:
@@ -189,14 +188,14 @@ def main(argv=None) -> int:
         compile_cache.disable()
     else:
         compile_cache.enable()
-    shown, warnings.showwarning = warnings.showwarning, one_line_warning
+    formatted, warnings.formatwarning = warnings.formatwarning, one_line_warning
     try:
         results = args.handler(args)
     except UserError as error:
         print(f"jaxprecond: error: {error}", file=sys.stderr)
         return 2
     finally:
-        warnings.showwarning = shown
+        warnings.formatwarning = formatted
     return loud_divergence(results)
 
 

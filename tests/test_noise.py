@@ -193,7 +193,7 @@ def test_diverged_seeds_are_reported_and_excluded(small_results):
         ({"n_train": 20_000}, "need 1 < n_train < n, got n_train=20000, n=1200"),
         (
             {"normalize": "frobenius"},
-            "normalize must be one of (None, 'max', 'trace'), got 'frobenius'",
+            "normalize must be one of (None, 'max', 'trace', 'whitened'), got 'frobenius'",
         ),
         (
             {"precision": "fast"},
