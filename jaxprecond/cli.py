@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def one_line_warning(message, category, filename, lineno, line=None) -> str:
-    """Format a warning as one line, ``jaxprecond: warning: <message>`` (the command's warnings
+    r"""Format a warning as one line, ``jaxprecond: warning: <message>`` (the command's warnings
     are for its user, not a traceback). :func:`main` installs it as ``warnings.formatwarning``
     while a command runs, so that recorded warnings are still recorded.
 

@@ -10,13 +10,12 @@ The choice: the rate with the lowest final test MSE averaged over the SNRs and t
 among the rates at which no tuning seed diverged. Both the final and the best-over-time test
 MSE of the evaluation seeds are reported.
 
-Example:
-  >>> from jaxprecond.experiments.noise import NoiseConfig
-  >>> cfg = NoiseConfig(powers=(-1.0, 1.0), snrs=(1.0,), seeds=2, steps=20, log_every=10,
-  ...                   dh=8, n=300, n_train=50)
-  >>> study = tuned_study(cfg, (0.01, 0.1), tuning_seeds=2, progress=False)
-  >>> study.chosen.shape, study.results.final("test_mse").shape  # (case, p), (case, p, snr, seed)
-  ((2, 2), (2, 2, 1, 2))
+Example (minutes at the quick sizes; ``tests/test_reproduce.py`` runs it end to end)::
+
+  from jaxprecond.experiments.noise import NoiseConfig
+  study = tuned_study(NoiseConfig(powers=(-1.0, 1.0), snrs=(1.0,), seeds=8), (0.01, 0.1, 1.0))
+  study.chosen                      # (case, p): the rate chosen on the tuning seeds
+  study.results.final("test_mse")   # (case, p, snr, seed) at the chosen rates
 """
 
 from __future__ import annotations
