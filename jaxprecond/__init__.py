@@ -6,7 +6,6 @@ arXiv 2509.25637). This package provides that preconditioner as optax transforma
 paper's teacher–student tasks, and experiments vmapped over seeds and swept settings.
 """
 
-from jaxprecond.experiments.regression import Trajectory, train
 from jaxprecond.linalg import Eigh, eigh_psd, matrix_power, power_from_eigh
 from jaxprecond.optim.adahessian import adahessian, hutchinson_diagonal, scale_by_adahessian
 from jaxprecond.optim.covariance_power import (
@@ -28,6 +27,7 @@ from jaxprecond.tasks.single_index import (
     teacher,
 )
 from jaxprecond.tasks.student import init_mlp, init_mlp_gaussian, mlp_apply, regression_loss
+from jaxprecond.training.regression import Trajectory, train
 
 __version__ = "0.1.0"
 

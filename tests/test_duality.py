@@ -16,8 +16,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxprecond.experiments.regression import PreconditionerConfig, train_student
 from jaxprecond.tasks.single_index import case_spectrum, dual_spectrum, sample_task
+from jaxprecond.training.regression import PreconditionerConfig, train_student
 
 CONFIG = PreconditionerConfig(
     steps=200, log_every=50, dh=32, n=600, n_train=100, init="gaussian", init_scale=0.1,

@@ -14,9 +14,9 @@ from jaxprecond.engine.folder import ARRAYS, CHUNKS, MANIFEST
 from jaxprecond.engine.stats import DivergenceWarning
 from jaxprecond.engine.sweep import default_group_size
 from jaxprecond.experiments.noise import NOISE, NoiseConfig
-from jaxprecond.experiments.regression import spectra, train_student
 from jaxprecond.report import load_run
 from jaxprecond.tasks.single_index import CASES
+from jaxprecond.training.regression import spectra, train_student
 
 SMALL = NoiseConfig(
     cases=("high", "low"),

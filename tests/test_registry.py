@@ -6,10 +6,10 @@ import numpy as np
 import optax
 import pytest
 
-from jaxprecond.experiments.regression import train
 from jaxprecond.optim.registry import OPTIMIZERS, make_optimizer, oracles
 from jaxprecond.tasks.single_index import case_spectrum, sample_task
 from jaxprecond.tasks.student import init_mlp, regression_loss
+from jaxprecond.training.regression import train
 
 SPEC = case_spectrum("high")
 TASK = sample_task(jax.random.key(0), SPEC, 4.0, n=300, n_train=100)

@@ -135,6 +135,27 @@ def test_axis_values_are_arguments_not_constants(reference):
     np.testing.assert_allclose(second["test_mse"], flipped, rtol=1e-6)
 
 
+def test_sweeps_differing_in_values_only_share_one_program():
+    """The program is one group of runs whose values are all arguments: other powers, cases,
+    SNRs, seeds, a teacher scale, a learning-rate axis or another root seed lower to the same
+    program (so the persistent cache compiles it once); a static setting does not."""
+
+    def text(config, axes=None):
+        config, grid = grid_axes(NOISE, config, axes)
+        [(own, at_point)] = static_points(config, grid)
+        return program(NOISE, at_point, grid, own, 4).lower().as_text()
+
+    base = tiny_config(2)
+    same = text(base)
+    other_values = dataclasses.replace(
+        base, powers=(-3.0, -1.0, 0.5), cases=("low",), snrs=(0.25, 1.0, 4.0), seeds=7,
+        teacher_scale=10.0, root_seed=5,
+    )  # fmt: skip
+    assert text(other_values) == same
+    assert text(base, {"learning_rate": [0.01, 0.1, 1.0]}) == same
+    assert text(dataclasses.replace(base, dh=base.dh + 1)) != same
+
+
 def interrupted_copy(reference, folder):
     """The reference run folder as an interrupted run left it: only the first chunk written."""
     shutil.copytree(reference[1], folder)
@@ -288,11 +309,10 @@ def test_memory_budget(tmp_path):
     values, data = axis_arrays(axes), table_data(roomy)
     assert choose_chunk_size(roomy, [run], values, data, 1) == 6  # every seed
     assert choose_chunk_size(roomy, [run], values, data, 4) == 8  # a multiple of the devices
-    probe = (jnp.arange(1, dtype=jnp.uint32), values, data)
     per_seed = 2 * 4  # (1 seed, 2 values of p, 1 record) float32
-    outputs = jax.tree.leaves(jax.eval_shape(run, *probe))
+    outputs = jax.tree.leaves(run.output_shapes(data))  # one group of 2 runs
     assert sum(x.size * x.dtype.itemsize for x in outputs) == per_seed
-    fixed = run.lower(*probe).compile().memory_analysis().temp_size_in_bytes + 50 * 4
+    fixed = run.lower(data).compile().memory_analysis().temp_size_in_bytes + 50 * 4
     snug = dataclasses.replace(roomy, memory_budget=fixed + 2 * per_seed + per_seed // 2)
     assert choose_chunk_size(snug, [run], values, data, 1) == 2
     with pytest.raises(SettingError, match="too small for one seed per device"):

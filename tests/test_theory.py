@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from jaxprecond.experiments.regression import train
 from jaxprecond.linalg import matrix_power
 from jaxprecond.optim.covariance_power import covariance_power
 from jaxprecond.tasks.single_index import Task
 from jaxprecond.tasks.student import init_mlp, mlp_apply
+from jaxprecond.training.regression import train
 
 DX, DH, N, N_TEST = 4, 16, 32, 32
 STEPS, LOG_EVERY, LR = 100, 10, 0.05

@@ -11,9 +11,9 @@ import pytest
 
 from jaxprecond.checks import SettingError
 from jaxprecond.experiments.noise import NOISE, NoiseConfig
-from jaxprecond.experiments.regression import train
 from jaxprecond.tasks.single_index import case_spectrum, sample_task
 from jaxprecond.tasks.student import blocked_mse, init_mlp, mlp_apply, regression_loss
+from jaxprecond.training.regression import train
 
 SPEC = case_spectrum("high")
 TASK = sample_task(jax.random.key(0), SPEC, 4.0, n=400, n_train=100)

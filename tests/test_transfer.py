@@ -14,7 +14,6 @@ from jaxprecond.cli import build_parser, main
 from jaxprecond.engine import sweep as sweep_module
 from jaxprecond.engine.config import checked_fields, preset_with, to_json
 from jaxprecond.experiments import noise
-from jaxprecond.experiments.regression import StudentConfig
 from jaxprecond.experiments.transfer import (
     PAIRS,
     PRESETS,
@@ -28,6 +27,7 @@ from jaxprecond.experiments.transfer import run as transfer_run
 from jaxprecond.report import load_run
 from jaxprecond.tasks.ridge import ridge_head
 from jaxprecond.tasks.single_index import CASES
+from jaxprecond.training.regression import StudentConfig
 
 
 def numpy_ridge(h, y, ridge, form):

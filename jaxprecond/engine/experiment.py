@@ -229,6 +229,19 @@ got 0.0
     return config, tuple(result)
 
 
+def traced_settings(config) -> tuple[str, ...]:
+    """The config's scalar settings marked ``traced``: arguments of every compiled program,
+    swept or not, so that runs differing only in their values share one program.
+
+    Example:
+      >>> from jaxprecond.experiments.ood import OODConfig
+      >>> traced_settings(OODConfig())
+      ('learning_rate', 'weight_decay')
+    """
+    fields = checked_fields(config)
+    return tuple(n for n, f in fields.items() if f.metadata["traced"] and not _is_list(f))
+
+
 def _is_list(field: dataclasses.Field) -> bool:
     check = field.metadata["check"]
     return not isinstance(check, Values) or check.listed

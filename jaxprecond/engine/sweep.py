@@ -1,10 +1,12 @@
 """Sweeps: an experiment over a grid × seeds, compiled once per program, chunked, resumable.
 
 :func:`run` trains an :class:`~jaxprecond.engine.experiment.Experiment` at every point of its
-grid (:func:`~jaxprecond.engine.experiment.grid_axes`) for every seed. Traced axes are
-arguments of one compiled program; each combination of the other (static) axes is one more
-program. The seed axis is processed in chunks (bounded by a memory budget), each chunk split
-evenly over the local devices (one program dispatched to each) and, with several processes
+grid (:func:`~jaxprecond.engine.experiment.grid_axes`) for every seed. Each combination of the
+static axes is one :class:`Program`: one group of runs compiled once, whose arguments are every
+run's seed, traced axes and traced settings, so that it does not depend on the grid's shape,
+the seed count or any traced value (sweeps that differ only in values share it through the
+persistent compilation cache). The seed axis is processed in chunks (bounded by a memory
+budget), a chunk's runs dealt group by group to the local devices and, with several processes
 (``jax.distributed``), chunks are dealt round-robin to processes. Chunks are written to the run
 folder (:mod:`jaxprecond.engine.folder`) as they finish; a sweep started again computes only
 the chunks that are not there.
@@ -28,7 +30,7 @@ from tqdm.auto import tqdm
 from jaxprecond.checks import SettingError
 from jaxprecond.engine import compile_cache, folder
 from jaxprecond.engine.config import substitute
-from jaxprecond.engine.experiment import Experiment, grid_axes
+from jaxprecond.engine.experiment import Experiment, grid_axes, traced_settings
 from jaxprecond.engine.results import SweepResults
 from jaxprecond.engine.store import environment, write_text
 
@@ -86,74 +88,155 @@ def static_points(config, axes) -> list[tuple[dict, object]]:
     return points
 
 
-def program(experiment: Experiment, config, axes, own: dict, group_size: int):
-    """The jitted program of one static point: ``(seed_indices, axis_values, data) -> metrics``.
+class Program:
+    """One static point's compiled program: a group of runs trained side by side.
 
-    The seeds × traced grid is flattened into one list of runs, trained ``group_size`` at a
-    time (``lax.map`` over groups, ``vmap`` inside a group): a group's activations stay near
-    the caches for the whole run (3× faster on a CPU than one ``vmap`` over every run).
+    The program is jitted once for ``group_size`` runs and is the same whatever the grid's
+    shape, the seed count or the root seed: every run's seed index, own-axis values and traced
+    settings (swept or not, see :func:`~jaxprecond.engine.experiment.traced_settings`) are its
+    arguments. Two sweeps that differ only in values (other powers, another teacher scale, a
+    learning-rate axis, the tuning seeds' root) therefore share one compiled program, in this
+    process (JAX's cache) and across processes (the persistent cache). A chunk's runs (seeds ×
+    traced grid, flattened) are padded to whole groups and dealt to the devices; a group's
+    activations stay near the caches for the whole run (3× faster on a CPU than one ``vmap``
+    over every run).
+
+    Calling it runs one chunk on the default device: ``program(seed_indices, axis_values,
+    data)`` → outputs with leading axes ``(seed, *traced axes)`` (:func:`run_chunk` spreads
+    the groups over several devices).
 
     Args:
       experiment: what each run computes.
       config: the settings at this static point.
-      axes: every axis of the sweep (the traced ones are the program's).
+      axes: every axis of the sweep (the traced ones are the chunk's grid).
       own: the experiment's own static axes' values at this point.
       group_size: runs per group.
 
-    Returns:
-      The jitted program; its outputs have leading axes ``(seed, *traced axes)``.
+    Example:
+      >>> from jaxprecond.experiments.noise import NOISE, NoiseConfig
+      >>> from jaxprecond.engine.experiment import grid_axes
+      >>> config, axes = grid_axes(NOISE, NoiseConfig(steps=10, log_every=10, dh=4, n=64,
+      ...                                                n_train=32, seeds=2))
+      >>> run = Program(NOISE, config, axes, {}, group_size=4)
+      >>> run.arguments
+      ('case', 'p', 'snr', 'learning_rate', 'weight_decay', 'init_scale', 'teacher_scale')
     """
-    traced = [a for a in axes if a.traced]
-    shape = tuple(len(a.values) for a in traced)
 
-    def run(seed_indices, axis_values, data):
-        grids = jnp.meshgrid(
-            jnp.arange(seed_indices.shape[0]), *(jnp.arange(n) for n in shape), indexing="ij"
+    def __init__(self, experiment: Experiment, config, axes, own: dict, group_size: int):
+        self.traced = tuple(a for a in axes if a.traced)
+        self.group_size = int(group_size)
+        self.config = config
+        self.root = jax.random.key(config.root_seed)
+        self.settings = tuple(s for s in traced_settings(config) if s not in own)
+        own_traced = tuple(a.name for a in self.traced if a.own)
+        self.arguments = own_traced + self.settings
+
+        def group(root, seed_indices, values, data):
+            keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(seed_indices)
+
+            def cell(key, value):
+                point = dict(own, **{name: value[name] for name in own_traced})
+                swept = substitute(config, **{s: value[s] for s in self.settings})
+                out = experiment.run(key, point, swept, data)
+                return out._asdict() if hasattr(out, "_asdict") else dict(out)
+
+            return jax.vmap(cell)(keys, values)
+
+        self.group = jax.jit(group)
+
+    def runs(self, seed_indices, axis_values) -> tuple[np.ndarray, dict, int]:
+        """A chunk's runs, flattened in ``(seed, *traced axes)`` order and padded (by repeating
+        the last run) to whole groups: ``(seed indices, argument values, count)``."""
+        shape = tuple(len(axis_values[a.name]) for a in self.traced)
+        seed_indices = np.asarray(seed_indices, np.uint32)
+        grid = np.meshgrid(
+            np.arange(len(seed_indices)), *(np.arange(n) for n in shape), indexing="ij"
         )
-        flat = [g.reshape(-1) for g in grids]
-        root = jax.random.key(config.root_seed)
-        keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(seed_indices[flat[0]])
-        values = {a.name: axis_values[a.name][i] for a, i in zip(traced, flat[1:], strict=True)}
+        flat = [g.reshape(-1) for g in grid]
+        count = flat[0].size
+        pad = np.minimum(np.arange(_round_up(count, self.group_size)), count - 1)
+        seeds = seed_indices[flat[0]][pad]
+        values = {
+            a.name: np.asarray(axis_values[a.name])[i][pad]
+            for a, i in zip(self.traced, flat[1:], strict=True)
+        }
+        dtype = jnp.float64 if getattr(self.config, "float64", False) else jnp.float32
+        for name in self.settings:
+            if name not in values:
+                values[name] = np.full(pad.size, getattr(self.config, name), dtype)
+        return seeds, values, count
 
-        def cell(args):
-            key, value = args
-            point = dict(own, **{a.name: value[a.name] for a in traced if a.own})
-            swept = substitute(config, **{a.setting: value[a.name] for a in traced if not a.own})
-            out = experiment.run(key, point, swept, data)
-            return out._asdict() if hasattr(out, "_asdict") else dict(out)
+    def abstract_arguments(self, data=None) -> tuple:
+        """One group's arguments as shapes: for :func:`jax.eval_shape` and lowering."""
+        seeds, values, _ = self.runs(
+            np.zeros(1, np.uint32),
+            {a.name: np.zeros(1, _dtype(a, self.config)) for a in self.traced},
+        )
+        group = (seeds[: self.group_size], {k: v[: self.group_size] for k, v in values.items()})
+        shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), group)
+        return (self.root, *shapes, data)
 
-        out = jax.lax.map(cell, (keys, values), batch_size=group_size)
-        lead = (seed_indices.shape[0],) + shape
-        return jax.tree.map(lambda leaf: leaf.reshape(lead + leaf.shape[1:]), out)
+    def lower(self, data=None):
+        """The group program lowered (``.compile()`` it for XLA's memory analysis)."""
+        return self.group.lower(*self.abstract_arguments(data))
 
-    return jax.jit(run)
+    def output_shapes(self, data=None):
+        """One group's outputs as shapes (leading axis ``group_size``), without compiling."""
+        return jax.eval_shape(self.group, *self.abstract_arguments(data))
+
+    def __call__(self, seed_indices, axis_values, data=None):
+        return run_chunk(self, jax.local_devices()[:1], seed_indices, axis_values, data)
+
+    def _cache_size(self) -> int:
+        return self.group._cache_size()
 
 
-def run_chunk(compiled, devices, seed_indices, axis_values, data=None):
-    """Run one chunk: seed slices dispatched to their devices, results gathered to the host.
+def program(experiment: Experiment, config, axes, own: dict, group_size: int) -> Program:
+    """The :class:`Program` of one static point (see there)."""
+    return Program(experiment, config, axes, own, group_size)
 
-    Every device runs the same single-device program (JAX compiles it once per device) on its
-    slice, dispatched asynchronously so the devices work concurrently (an SPMD-partitioned
-    program differs from it in the last bits; this keeps a seed's result independent of the
-    device count).
+
+def _dtype(axis, config):
+    if axis.categorical:
+        return np.int32
+    return np.float64 if getattr(config, "float64", False) else np.float32
+
+
+def run_chunk(compiled: Program, devices, seed_indices, axis_values, data=None):
+    """Run one chunk: its groups of runs dealt round-robin to the devices, gathered to the host.
+
+    Every device runs the same single-device program, dispatched asynchronously so that the
+    devices work concurrently; a run's result does not depend on the device, the chunk size or
+    its place in a group (``tests/test_sweep.py::test_four_devices_match_one``).
 
     Args:
-      compiled: a :func:`program`.
-      devices: the devices the chunk is split over.
-      seed_indices: ``(S,)`` seed indices, ``S`` a multiple of ``len(devices)``.
+      compiled: a :class:`Program`.
+      devices: the devices the chunk's groups are dealt to.
+      seed_indices: ``(S,)`` seed indices.
       axis_values: from :func:`axis_arrays`.
-      data: ``None``, or one copy of the experiment's data per device.
+      data: ``None``, a data set, or a list of one copy of it per device.
 
     Returns:
       The program's outputs as NumPy arrays, leading axes ``(S, *traced axes)``.
     """
-    slices = np.split(np.asarray(seed_indices), len(devices))
-    copies = [None] * len(devices) if data is None else data
-    outputs = [
-        compiled(jax.device_put(part, device), jax.device_put(axis_values, device), copy)
-        for part, device, copy in zip(slices, devices, copies, strict=True)
-    ]
-    return jax.tree.map(lambda *parts: np.concatenate(parts), *jax.device_get(outputs))
+    seeds, values, count = compiled.runs(seed_indices, axis_values)
+    copies = data if isinstance(data, list) else [data] * len(devices)
+    size = compiled.group_size
+    outputs = []
+    for k, start in enumerate(range(0, seeds.size, size)):
+        device = devices[k % len(devices)]
+        group = (
+            seeds[start : start + size],
+            {n: v[start : start + size] for n, v in values.items()},
+        )
+        root, group = jax.device_put((compiled.root, group), device)
+        outputs.append(compiled.group(root, *group, copies[k % len(devices)]))
+    lead = (len(seed_indices),) + tuple(len(axis_values[a.name]) for a in compiled.traced)
+    gathered = jax.device_get(outputs)
+    return jax.tree.map(
+        lambda *parts: np.concatenate(parts)[:count].reshape(lead + parts[0].shape[1:]),
+        *gathered,
+    )
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -167,8 +250,8 @@ def _bytes(tree) -> int:
 def choose_chunk_size(config, programs, axis_values, data, n_devices: int) -> int:
     """Seeds per chunk (a multiple of ``n_devices``): given, or the most that fit the budget.
 
-    The estimate compiles each program for one seed: XLA's temporary bytes (one group of runs
-    is live at a time) plus the outputs per seed, and the data set's copy.
+    The estimate compiles each group program (the one the sweep then runs): XLA's temporary
+    bytes of one group plus the data set's copy, and the outputs per seed.
 
     Raises:
       SettingError: not even one seed per device fits ``config.memory_budget``.
@@ -177,9 +260,9 @@ def choose_chunk_size(config, programs, axis_values, data, n_devices: int) -> in
         return _round_up(config.chunk_size, n_devices)
     if config.memory_budget is None:
         return _round_up(config.seeds, n_devices)
-    probe = (jnp.arange(1, dtype=jnp.uint32), axis_values, data)
-    per_seed = sum(_bytes(jax.eval_shape(p, *probe)) for p in programs)
-    analyses = [p.lower(*probe).compile().memory_analysis() for p in programs]
+    cells = int(np.prod([len(v) for v in axis_values.values()], dtype=np.int64))
+    per_seed = sum(_bytes(p.output_shapes(data)) // p.group_size * cells for p in programs)
+    analyses = [p.lower(data).compile().memory_analysis() for p in programs]
     fixed = max(getattr(a, "temp_size_in_bytes", 0) if a else 0 for a in analyses)
     fixed += _bytes(data)
     fit = (config.memory_budget - fixed) // per_seed
@@ -248,8 +331,7 @@ def run(
         devices = list(devices if devices is not None else jax.local_devices())
         values = axis_arrays(axes, float64)
         data = experiment.data(config) if experiment.data is not None else None
-        probe = (jnp.arange(1, dtype=jnp.uint32), values, data)
-        shapes = [jax.eval_shape(p, *probe) for p in programs]
+        shapes = [p.output_shapes(data) for p in programs]
         if any(s != shapes[0] for s in shapes):
             raise SettingError("a static axis changes the metrics' shapes; sweep it apart")
         if existing is None:
@@ -327,6 +409,7 @@ def _resumed_chunk_size(existing: dict, config, n_devices: int, out) -> int:
 
 __all__ = [
     "axis_arrays",
+    "Program",
     "choose_chunk_size",
     "default_group_size",
     "program",

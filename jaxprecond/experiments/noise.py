@@ -1,6 +1,6 @@
 """Robustness to label noise (paper Fig. 1): case × p × SNR × seeds in one program.
 
-Each run trains the student (:mod:`jaxprecond.experiments.regression`) with the first-layer
+Each run trains the student (:mod:`jaxprecond.training.regression`) with the first-layer
 kernel preconditioned by ``Σ^p`` (or AdaHessian with ``hessian_power = −p``, Fig. 1c,d) on the
 single-index teacher with label noise at one SNR. Seed ``i`` draws its data and init from
 ``fold_in(root, i)``, the same in every cell, so cells are paired seed by seed.
@@ -24,14 +24,14 @@ from matplotlib.figure import Figure
 from jaxprecond.engine.config import POSITIVE, one_of, setting
 from jaxprecond.engine.experiment import Experiment
 from jaxprecond.engine.views import quiet
-from jaxprecond.experiments.regression import PreconditionerConfig, spectra, train_student
 from jaxprecond.tasks.single_index import CASES
+from jaxprecond.training.regression import PreconditionerConfig, spectra, train_student
 
 
 @dataclasses.dataclass(frozen=True)
 class NoiseConfig(PreconditionerConfig):
     """The noise experiment's settings: the student's (see
-    :class:`~jaxprecond.experiments.regression.PreconditionerConfig`) and the grid's cases and SNRs.
+    :class:`~jaxprecond.training.regression.PreconditionerConfig`) and the grid's cases and SNRs.
 
     Example:
       >>> NoiseConfig(cases=["low"], snrs=[1, 4]).snrs
@@ -55,7 +55,7 @@ PRESETS = {
 
 
 def run(key, point, config: NoiseConfig, data=None):
-    """One seed in one cell: the student's :class:`~jaxprecond.experiments.regression.Trajectory`.
+    """One seed in one cell: the student's :class:`~jaxprecond.training.regression.Trajectory`.
 
     Args:
       key: the seed's key.

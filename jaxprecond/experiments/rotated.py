@@ -27,13 +27,13 @@ from matplotlib.figure import Figure
 from jaxprecond.engine.config import POSITIVE, one_of, setting
 from jaxprecond.engine.experiment import Experiment, last_record
 from jaxprecond.engine.views import quiet, sweep_table
-from jaxprecond.experiments.regression import PRECISIONS, StudentConfig, spectra, train
 from jaxprecond.linalg import Eigh
 from jaxprecond.optim.estimated import empirical_covariance
 from jaxprecond.optim.kfac import scale_by_kfac
 from jaxprecond.optim.registry import make_optimizer, weight_decay_coupling
 from jaxprecond.tasks.single_index import CASES, Spectrum, sample_task
 from jaxprecond.tasks.student import init_mlp
+from jaxprecond.training.regression import PRECISIONS, StudentConfig, spectra, train
 
 #: The exact Σ^p every arm is compared with, then the arms.
 ARMS = ("exact", "empirical", "kfac", "diagonal", "adahessian")

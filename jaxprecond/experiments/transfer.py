@@ -32,15 +32,15 @@ from jaxprecond.engine.config import POSITIVE, one_of, setting
 from jaxprecond.engine.experiment import Experiment, last_record
 from jaxprecond.engine.stats import summarize_seeds
 from jaxprecond.engine.views import quiet
-from jaxprecond.experiments.regression import (
+from jaxprecond.tasks.ridge import ridge_head
+from jaxprecond.tasks.single_index import CASES, sample_task, stack_spectra
+from jaxprecond.tasks.student import blocked_mse, first_layer_features, hidden
+from jaxprecond.training.regression import (
     PRECISIONS,
     PreconditionerConfig,
     spectra,
     train_student,
 )
-from jaxprecond.tasks.ridge import ridge_head
-from jaxprecond.tasks.single_index import CASES, sample_task, stack_spectra
-from jaxprecond.tasks.student import blocked_mse, first_layer_features, hidden
 
 DIRECTIONS = ("high", "low")
 PAIRS = (("high", "low"), ("low", "high"), ("high", "high"), ("low", "low"))

@@ -2,7 +2,7 @@
 
 A noise fixture (``ref_*.npz``) stores the data, the initial weights and the per-step train loss
 and test MSE of 10 000 full-batch steps. The replay starts from the same weights and data, runs
-:func:`jaxprecond.experiments.regression.train` with
+:func:`jaxprecond.training.regression.train` with
 :func:`jaxprecond.optim.covariance_power.covariance_power`, and compares trajectories
 element-wise. A transfer fixture (``transfer_*.npz``) is replayed from its frozen first layer and
 stage-2 data: the ridge head of :func:`jaxprecond.experiments.transfer.refit_head` against the
@@ -20,12 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxprecond.experiments.regression import train
 from jaxprecond.experiments.transfer import TransferConfig, refit_head
 from jaxprecond.optim.adahessian import adahessian
 from jaxprecond.optim.covariance_power import covariance_power
 from jaxprecond.tasks.single_index import Task
 from jaxprecond.tasks.student import from_torch, regression_loss
+from jaxprecond.training.regression import train
 
 #: Tolerances of the noise-fixture check (see the issue tracker's fidelity requirement).
 EARLY_STEPS = 300
