@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg
 import numpy as np
 
 #: Before a *negative* power, eigenvalues below ``floor · max(λ)`` are raised to that value, so
@@ -46,39 +47,68 @@ def _is_concrete(*values) -> bool:
     return not any(isinstance(v, jax.core.Tracer) for v in values)
 
 
-@jax.custom_batching.custom_vmap
-def symmetric_eigh(matrix):
-    """``jnp.linalg.eigh`` whose batched form runs one matrix at a time on a CPU.
+def one_at_a_time_on_cpu(fn):
+    """``fn`` (a LAPACK-backed decomposition) whose batched form runs one problem at a time on
+    a CPU.
 
-    XLA:CPU computes a batch of eigendecompositions (LAPACK ``syevd``) as a parallel map on
-    the process's shared thread pool, and a thread waits there for its batch's tasks. Two such
-    batches at once (K-FAC's factors, or two host devices) can leave every pool thread waiting:
-    seen as a hang with every thread idle, in a vmapped K-FAC sweep on 2 cores. Under ``vmap``
-    on a CPU this runs ``lax.map`` over the batch instead (each decomposition single-threaded);
-    elsewhere (GPU, TPU) it stays one batched call.
+    XLA:CPU computes a batch of decompositions (LAPACK ``syevd``, ``potrf``) as a parallel map
+    on the process's shared thread pool, and a thread waits there for its batch's tasks. Two
+    such batches at once (K-FAC's factors, or one program on each of two host devices) can
+    leave every pool thread waiting: seen as a hang with every thread idle, in a vmapped K-FAC
+    sweep and in the transfer experiment's vmapped ridge solve on 2 host devices. Under
+    ``vmap`` on a CPU the returned function runs ``lax.map`` over the batch instead (each
+    problem single-threaded); elsewhere (GPU, TPU) it stays one batched call.
+
+    Args:
+      fn: a function of arrays returning a pytree of arrays.
 
     Returns:
-      ``(eigenvalues, eigenvectors)``, ascending.
+      ``fn`` with that batching rule.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> det = one_at_a_time_on_cpu(jnp.linalg.det)
+      >>> jax.vmap(det)(jnp.stack([jnp.eye(2), 2 * jnp.eye(2)])).tolist()
+      [1.0, 4.0]
     """
+    wrapped = jax.custom_batching.custom_vmap(fn)
+
+    @wrapped.def_vmap
+    def rule(axis_size, in_batched, *args):
+        if not any(jax.tree.leaves(in_batched)):
+            out = wrapped(*args)
+            return out, jax.tree.map(lambda _: False, out)
+        args = [
+            jax.tree.map(lambda a, b: a if b else jnp.broadcast_to(a, (axis_size, *a.shape)), x, bx)
+            for x, bx in zip(args, in_batched, strict=True)
+        ]
+        out = jax.lax.platform_dependent(
+            *args,
+            cpu=lambda *a: jax.lax.map(lambda xs: wrapped(*xs), a),
+            default=jax.vmap(fn),
+        )
+        return out, jax.tree.map(lambda _: True, out)
+
+    return wrapped
+
+
+def _eigh(matrix):
     eigenvalues, eigenvectors = jnp.linalg.eigh(matrix)
     return eigenvalues, eigenvectors
 
 
-@symmetric_eigh.def_vmap
-def _symmetric_eigh_vmap(axis_size, in_batched, matrix):
-    del axis_size
-    if not in_batched[0]:
-        return symmetric_eigh(matrix), (False, False)
+#: ``jnp.linalg.eigh`` (ascending ``(eigenvalues, eigenvectors)``), one matrix at a time under
+#: ``vmap`` on a CPU (:func:`one_at_a_time_on_cpu`).
+symmetric_eigh = one_at_a_time_on_cpu(_eigh)
 
-    def one_at_a_time(m):
-        return jax.lax.map(symmetric_eigh, m)
 
-    def batched(m):
-        eigenvalues, eigenvectors = jnp.linalg.eigh(m)
-        return eigenvalues, eigenvectors
+def _cholesky_solve(matrix, rhs):
+    return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(matrix), rhs)
 
-    out = jax.lax.platform_dependent(matrix, cpu=one_at_a_time, default=batched)
-    return out, (True, True)
+
+#: ``matrix⁻¹ rhs`` for an SPD ``matrix`` by Cholesky, one system at a time under ``vmap`` on
+#: a CPU (:func:`one_at_a_time_on_cpu`).
+cholesky_solve = one_at_a_time_on_cpu(_cholesky_solve)
 
 
 def eigh_psd(matrix, *, damping: float = 0.0) -> Eigh:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg
+
+from jaxprecond.linalg import cholesky_solve
 
 FORMS = ("auto", "primal", "dual")
 
@@ -67,7 +68,7 @@ def ridge_head(
 
     def solve(gram, rhs):
         gram = gram + penalty * jnp.eye(gram.shape[0], dtype=gram.dtype)
-        return jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(gram), rhs)
+        return cholesky_solve(gram, rhs)
 
     if form == "primal":
         gram = jnp.matmul(centred.T, centred, precision=precision)
