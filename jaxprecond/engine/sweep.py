@@ -206,8 +206,11 @@ def run_chunk(compiled: Program, devices, seed_indices, axis_values, data=None):
     """Run one chunk: its groups of runs dealt round-robin to the devices, gathered to the host.
 
     Every device runs the same single-device program, dispatched asynchronously so that the
-    devices work concurrently; a run's result does not depend on the device, the chunk size or
-    its place in a group (``tests/test_sweep.py::test_four_devices_match_one``).
+    devices work concurrently; for a given group size, a run's result does not depend on the
+    device, the chunk size or its place in a group
+    (``tests/test_sweep.py::test_four_devices_match_one``). The group size is part of the
+    arithmetic (XLA vectorises a group of 2 runs and one of 16 differently, in the last bits),
+    and a group is padded with repeated runs when a chunk has fewer runs than a group.
 
     Args:
       compiled: a :class:`Program`.
