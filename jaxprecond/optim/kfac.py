@@ -35,6 +35,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -44,7 +45,7 @@ import numpy as np
 import optax
 
 from jaxprecond.checks import check_range
-from jaxprecond.linalg import Eigh, eigh_psd, power_from_eigh
+from jaxprecond.linalg import Eigh, eigenvalue_power, eigh_psd
 from jaxprecond.optim.covariance_power import LAYOUTS
 
 Precision = jax.lax.Precision
@@ -186,12 +187,12 @@ def output_factor(g, *, dtype=jnp.float32):
     return jnp.matmul(g.T, g, precision=Precision.HIGHEST) / g.shape[0]
 
 
-def _factor_power(eigh: Eigh, power, damping):
-    """``(F + √γ I)^power`` from the undamped ``F``'s eigendecomposition; None for power 0."""
+def _damped_powers(eigh: Eigh, power, damping):
+    """The eigenvalues of ``(F + √γ I)^power`` from the undamped ``F``'s; None for power 0."""
     if _is_zero(power):
         return None
     root = jnp.sqrt(jnp.asarray(damping, eigh.eigenvalues.dtype))
-    return power_from_eigh(Eigh(eigh.eigenvalues + root, eigh.eigenvectors), power)
+    return eigenvalue_power(eigh.eigenvalues + root, power)
 
 
 def kronecker_precondition(grad, factors: LayerFactors, input_power, output_power, damping):
@@ -225,12 +226,15 @@ def kronecker_precondition(grad, factors: LayerFactors, input_power, output_powe
       >>> bool(jnp.allclose(vec(out), jnp.kron(a_inv, g_inv) @ vec(grad), atol=1e-5))
       True
     """
-    input_matrix = _factor_power(factors.input_eigh, input_power, damping)
-    output_matrix = _factor_power(factors.output_eigh, output_power, damping)
-    if output_matrix is not None:
-        grad = jnp.matmul(output_matrix, grad, precision=Precision.HIGHEST)
-    if input_matrix is not None:
-        grad = jnp.matmul(grad, input_matrix, precision=Precision.HIGHEST)
+    matmul = functools.partial(jnp.matmul, precision=Precision.HIGHEST)
+    output_powers = _damped_powers(factors.output_eigh, output_power, damping)
+    if output_powers is not None:  # V diag(d) Vᵀ ∇, never forming the d_out × d_out power
+        v = factors.output_eigh.eigenvectors
+        grad = matmul(v, output_powers[:, None] * matmul(v.T, grad))
+    input_powers = _damped_powers(factors.input_eigh, input_power, damping)
+    if input_powers is not None:  # ∇ V diag(d) Vᵀ: two (d_out, d_in, d_in) products, not d_in³
+        v = factors.input_eigh.eigenvectors
+        grad = matmul(matmul(grad, v) * input_powers, v.T)
     return grad
 
 
