@@ -126,6 +126,7 @@ class Program:
         self.traced = tuple(a for a in axes if a.traced)
         self.group_size = int(group_size)
         self.config = config
+        self.float64 = bool(getattr(config, "float64", False))
         self.root = jax.random.key(config.root_seed)
         self.settings = tuple(s for s in traced_settings(config) if s not in own)
         own_traced = tuple(a.name for a in self.traced if a.own)
@@ -160,7 +161,7 @@ class Program:
             a.name: np.asarray(axis_values[a.name])[i][pad]
             for a, i in zip(self.traced, flat[1:], strict=True)
         }
-        dtype = jnp.float64 if getattr(self.config, "float64", False) else jnp.float32
+        dtype = np.float64 if self.float64 else np.float32
         for name in self.settings:
             if name not in values:
                 values[name] = np.full(pad.size, getattr(self.config, name), dtype)
@@ -168,10 +169,7 @@ class Program:
 
     def abstract_arguments(self, data=None) -> tuple:
         """One group's arguments as shapes: for :func:`jax.eval_shape` and lowering."""
-        seeds, values, _ = self.runs(
-            np.zeros(1, np.uint32),
-            {a.name: np.zeros(1, _dtype(a, self.config)) for a in self.traced},
-        )
+        seeds, values, _ = self.runs(np.zeros(1, np.uint32), axis_arrays(self.traced, self.float64))
         group = (seeds[: self.group_size], {k: v[: self.group_size] for k, v in values.items()})
         shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), group)
         return (self.root, *shapes, data)
@@ -194,12 +192,6 @@ class Program:
 def program(experiment: Experiment, config, axes, own: dict, group_size: int) -> Program:
     """The :class:`Program` of one static point (see there)."""
     return Program(experiment, config, axes, own, group_size)
-
-
-def _dtype(axis, config):
-    if axis.categorical:
-        return np.int32
-    return np.float64 if getattr(config, "float64", False) else np.float32
 
 
 def run_chunk(compiled: Program, devices, seed_indices, axis_values, data=None):
