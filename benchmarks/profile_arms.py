@@ -7,9 +7,10 @@ call) with its duration. This script runs one arm's group program (the sweep eng
 HLO: *matmul* (a ``dot`` or a fusion holding one), *reduction*, *elementwise* (other fusions),
 *copy/transpose*, *custom call* (LAPACK's ``eigh``, Cholesky) and *other*; the events of loops
 and conditionals (*control*) contain the operations of their bodies, so they are shown apart and
-not added up. What the events do not cover — the executor's time between operations,
-and waiting — is the traced call's wall time minus the sum (one host device, so the events do
-not overlap unless XLA runs two operations at once).
+not added up. Shares are of the operations' summed time. The traced call's wall time minus that
+sum is the executor's time between operations and waiting; it is negative when XLA ran
+independent operations at once (its thunk executor may, on one host device). Tracing itself
+slows a step that has many small operations: both wall times are printed.
 
 Usage (one host device, a quiet machine; about a minute per arm)::
 
@@ -46,6 +47,8 @@ from jaxprecond.engine.sweep import program as sweep_program  # noqa: E402
 #: Steps and logging of each arm's profile (the OOD arms' steps are ten times as long).
 LENGTHS = {"noise": (500, 100), "adahessian": (500, 100), "transfer": (500, 100)}
 OOD_LENGTH = (50, 50)
+#: The most expensive operations listed per arm.
+TOP = 8
 KINDS = (
     "matmul", "reduction", "elementwise", "copy/transpose", "custom call", "control", "other",
 )  # fmt: skip
@@ -148,7 +151,12 @@ def profile(arm: str, seeds: int, data_dir: Path, length: tuple[int, int] | None
     program = sweep_program(experiment, point, axes, own, config.group_size)
     data = experiment.data(config) if experiment.data is not None else None
     values, indices = axis_arrays(axes), np.arange(seeds, dtype=np.uint32)
-    kinds = hlo_kinds(program.lower(data).compile().as_text())
+    hlo = program.lower(data).compile().as_text()
+    kinds = hlo_kinds(hlo)
+    shapes = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^\s*(?:ROOT )?%?([\w.\-]+) = (\S+)", hlo, re.M)
+    }
     jax.block_until_ready(program(indices, values, data))  # compile and warm up
     start = time.perf_counter()
     jax.block_until_ready(program(indices, values, data))
@@ -160,17 +168,19 @@ def profile(arm: str, seeds: int, data_dir: Path, length: tuple[int, int] | None
             traced_s = time.perf_counter() - start
         events = op_events(Path(folder))
     per_step = 1e6 / (seeds * steps)  # seconds of a call → µs per seed-step
-    time_by, count_by = collections.Counter(), collections.Counter()
+    time_by, count_by, by_op = collections.Counter(), collections.Counter(), collections.Counter()
     for name, duration in events:
         if name in kinds:
             time_by[kinds[name]] += duration * 1e-6
             count_by[kinds[name]] += 1
+            if kinds[name] != "control":
+                by_op[name] += duration * 1e-6
     groups = -(-seeds // config.group_size)
     covered = sum(t for kind, t in time_by.items() if kind != "control")
     rows = {
         kind: {
             "us_per_seed_step": time_by[kind] * per_step,
-            "share_of_wall": time_by[kind] / traced_s,
+            "share_of_ops": time_by[kind] / covered,
             "ops_per_group_step": count_by[kind] / (groups * steps),
             "us_per_op": time_by[kind] / max(count_by[kind], 1) * 1e6,
         }
@@ -184,9 +194,19 @@ def profile(arm: str, seeds: int, data_dir: Path, length: tuple[int, int] | None
         "untraced_us_per_seed_step": untraced_s * per_step,
         "traced_us_per_seed_step": traced_s * per_step,
         "between_ops_us_per_seed_step": (traced_s - covered) * per_step,
-        "between_ops_share": (traced_s - covered) / traced_s,
-        "ops_per_group_step": sum(count_by.values()) / (groups * steps),
+        "ops_per_group_step": sum(n for k, n in count_by.items() if k != "control")
+        / (groups * steps),
         "kinds": rows,
+        "top_ops": [
+            {
+                "name": name,
+                "kind": kinds[name],
+                "us_per_seed_step": t * per_step,
+                "share_of_ops": t / covered,
+                "shape": shapes.get(name, ""),
+            }
+            for name, t in by_op.most_common(TOP)
+        ],
     }
 
 
@@ -198,23 +218,30 @@ def print_profile(result: dict) -> None:
         f"untraced, {result['traced_us_per_seed_step']:.1f} traced; "
         f"{result['ops_per_group_step']:.0f} operations per group-step\n"
     )
-    print("| kind | µs per seed-step | share of the traced wall | ops per group-step | µs per op |")
+    print("| kind | µs per seed-step | share of op time | ops per group-step | µs per op |")
     print("|---|---|---|---|---|")
     for kind, row in result["kinds"].items():
         if row["ops_per_group_step"] and kind != "control":
             print(
-                f"| {kind} | {row['us_per_seed_step']:.1f} | {row['share_of_wall']:.0%} | "
+                f"| {kind} | {row['us_per_seed_step']:.1f} | {row['share_of_ops']:.0%} | "
                 f"{row['ops_per_group_step']:.1f} | {row['us_per_op']:.1f} |"
             )
     print(
-        f"| between operations (executor, waiting) | "
-        f"{result['between_ops_us_per_seed_step']:.1f} | {result['between_ops_share']:.0%} | | |"
+        f"| wall − operations (executor and waiting; < 0: operations overlapped) | "
+        f"{result['between_ops_us_per_seed_step']:.1f} | | | |"
     )
     control = result["kinds"]["control"]
     print(
         f"\n(loops and conditionals, containing some of the operations above: "
-        f"{control['us_per_seed_step']:.1f} µs per seed-step)"
+        f"{control['us_per_seed_step']:.1f} µs per seed-step)\n"
     )
+    print("| most expensive operations | kind | shape | µs per seed-step | share |")
+    print("|---|---|---|---|---|")
+    for op in result["top_ops"]:
+        print(
+            f"| {op['name']} | {op['kind']} | {op['shape']} | {op['us_per_seed_step']:.1f} | "
+            f"{op['share_of_ops']:.0%} |"
+        )
 
 
 def main(argv=None) -> None:

@@ -59,5 +59,6 @@ def test_a_real_trace_accounts_for_the_wall_time():
         result["traced_us_per_seed_step"], rel=1e-6
     )
     assert kinds["matmul"]["ops_per_group_step"] >= 3
-    assert 0 < kinds["matmul"]["share_of_wall"] < 1
+    assert 0 < kinds["matmul"]["share_of_ops"] < 1
+    assert sum(r["share_of_ops"] for k, r in kinds.items() if k != "control") == pytest.approx(1)
     assert all(r["us_per_seed_step"] >= 0 for r in kinds.values())
