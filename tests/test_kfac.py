@@ -219,7 +219,7 @@ def run_refresh(params, grads, inputs, out_grads, first_step):
             grads, state, params, layer_inputs=layer_inputs, output_grads=output_grads, step=t
         )
         factors = state.factors["layer1"]
-        return state, (updates, factors.input_eigh.eigenvalues, factors.input_factor)
+        return state, (updates, factors.input_preconditioner, factors.input_factor)
 
     steps = first_step + jnp.arange(inputs["layer1"].shape[0])
     _, out = jax.lax.scan(body, tx.init(params), (steps, inputs, out_grads))
@@ -243,15 +243,17 @@ def test_refresh_every_three_steps_and_vmap_equals_a_loop(rng):
     refresh = jax.jit(run_refresh)
     loop = [refresh(params, grads, *batches, 0) for batches in per_seed]
 
-    def refreshed_at(eigenvalues):
-        previous = np.concatenate([np.ones_like(eigenvalues[:1]), eigenvalues[:-1]])  # init: I
-        return [t for t in range(steps) if not np.array_equal(eigenvalues[t], previous[t])]
+    def refreshed_at(stored):
+        previous = np.concatenate([np.eye(stored.shape[-1])[None], stored[:-1]])  # init: I
+        return [t for t in range(steps) if not np.array_equal(stored[t], previous[t])]
 
-    _, eigenvalues, factors = loop[0]
-    assert refreshed_at(eigenvalues) == [0, 3, 6]
-    for t in range(steps):  # the stored decomposition is that of the factor at the last refresh
-        last = factors[t - t % 3]
-        np.testing.assert_allclose(eigenvalues[t], np.linalg.eigvalsh(last), rtol=1e-4, atol=1e-5)
+    _, stored, factors = loop[0]
+    assert refreshed_at(stored) == [0, 3, 6]
+    root = np.sqrt(1e-3)  # the default damping γ: the stored power is (A + √γ I)⁻¹
+    for t in range(steps):  # the stored inverse is that of the factor at the last refresh
+        last = np.asarray(factors[t - t % 3], np.float64)
+        inverse = np.linalg.inv(last + root * np.eye(len(last)))
+        np.testing.assert_allclose(stored[t], inverse, rtol=1e-4, atol=1e-4 * np.abs(inverse).max())
     # the schedule follows the step argument, not the state's count
     assert refreshed_at(refresh(params, grads, *per_seed[0], 1)[1]) == [2, 5]
 
@@ -283,9 +285,12 @@ def test_jit_inject_hyperparams_chain_and_dtypes(rng):
 
     # the kfac alias, an optax.chain: −lr · direction on the first step (momentum starts at 0)
     alias, _ = first_update(kfac(0.1, MLP_LAYERS, **settings), grads, params, **extra)
+    # injected (traced) powers take the eigendecomposition, the plain inverse Cholesky: the
+    # same matrices up to float32 rounding (about 1e-4 of the largest entry here)
     for key in params:
-        np.testing.assert_allclose(via_injected[key], expected[key], rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(damped[key], expected_damped[key], rtol=1e-5, atol=1e-7)
+        for got, want in ((via_injected, expected), (damped, expected_damped)):
+            scale = float(np.abs(want[key]).max())
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-5 * scale)
         np.testing.assert_allclose(alias[key], -0.1 * expected[key], rtol=1e-6)
 
     # bfloat16 parameters: updates keep the dtype, statistics are float32
