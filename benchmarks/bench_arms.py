@@ -32,9 +32,8 @@ The sibling of ``bench_reference.py`` (the Σ^p noise arm) for the other arms of
     (torch: from the training pass; jaxprecond: from a second forward/backward pass,
     ``classifier_kfac_statistics``; EMA 0.95, the first step taking the batch's),
     eigendecompositions every 10 steps, ``(G + √γI)⁻¹ [∇W | ∇b] (A + √γI)⁻¹`` with γ = 1e-3,
-    momentum 0.9. The torch loop keeps the two inverses between refreshes (the same numbers:
-    damping is constant); jaxprecond rebuilds them from the stored eigendecompositions every
-    step (a 785³ product).
+    momentum 0.9. Both keep the two inverses between refreshes (the same numbers: damping is
+    constant); torch takes them from eigendecompositions, jaxprecond by Cholesky.
   - ``adahessian``: as above, ``hessian_power`` 1, decoupled wd 1e-4, plain cross-entropy.
   - ``sigma_p``: GD with the first-layer gradient right-multiplied by ``Pᵀ``,
     ``P = (Σ + δI)^p`` (``Σ = XᵀX/N`` of the training images, ``δ = 1e-3 · tr Σ / 784``, p = 1),
