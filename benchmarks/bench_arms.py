@@ -31,7 +31,7 @@ The sibling of ``bench_reference.py`` (the Σ^p noise arm) for the other arms of
     different optimizer): empirical-Fisher factors ``A = E[āāᵀ]``, ``G = E[ggᵀ]`` every step
     (torch: from the training pass; jaxprecond: from a second forward/backward pass,
     ``classifier_kfac_statistics``; EMA 0.95, the first step taking the batch's),
-    eigendecompositions every 10 steps, ``(G + √γI)⁻¹ [∇W | ∇b] (A + √γI)⁻¹`` with γ = 1e-3,
+    inverses refreshed every 10 steps, ``(G + √γI)⁻¹ [∇W | ∇b] (A + √γI)⁻¹`` with γ = 1e-3,
     momentum 0.9. Both keep the two inverses between refreshes (the same numbers: damping is
     constant); torch takes them from eigendecompositions, jaxprecond by Cholesky.
   - ``adahessian``: as above, ``hessian_power`` 1, decoupled wd 1e-4, plain cross-entropy.
