@@ -1,7 +1,8 @@
 """Results do not change across refactorings: a few seeds and steps of every experiment.
 
-``goldens/goldens.npz`` was written by ``goldens/make_goldens.py`` from the code before the
-redesign of issue 11 (its commit is stored in the file). The same arithmetic must give the same
+``goldens/goldens.json`` was written by ``goldens/make_goldens.py`` from the code before the
+redesign of issue 11 (its commit is stored in the file): float32 values as text, each array
+one line, so that a change of them shows in a diff. The same arithmetic must give the same
 arrays up to the last bits: XLA:CPU chooses its kernels by the CPU's instruction set, so a CPU
 other than the one that wrote the goldens rounds differently there. On an AMD EPYC with
 AVX-512, the goldens' own commit gives 1 of 48 noise test MSEs one ulp off, AdaHessian's
@@ -13,6 +14,7 @@ test MSEs by up to 3.4e-4).
 """
 
 import dataclasses
+import json
 from pathlib import Path
 
 import jax
@@ -26,7 +28,17 @@ from jaxprecond.experiments.rotated import ARMS, RotatedConfig, compare_arms
 from jaxprecond.experiments.transfer import TRANSFER, TransferConfig, by_pair
 from jaxprecond.tasks.single_index import case_spectrum, random_rotation
 
-GOLDENS = np.load(Path(__file__).parent / "goldens" / "goldens.npz")
+
+def load_goldens(path: Path) -> dict:
+    """``{name: float32 array}`` from the goldens' JSON file."""
+    stored = json.loads(path.read_text())
+    return {
+        name: np.asarray(entry["values"], np.dtype(stored["dtype"])).reshape(entry["shape"])
+        for name, entry in stored["arrays"].items()
+    }
+
+
+GOLDENS = load_goldens(Path(__file__).parent / "goldens" / "goldens.json")
 SMALL = dict(steps=40, log_every=20, dh=16, n=300, n_train=50, group_size=2)
 
 

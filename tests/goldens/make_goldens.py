@@ -1,13 +1,18 @@
-"""Write the goldens of tests/test_goldens.py from the code at the commit named in goldens.npz.
+"""Write the goldens of tests/test_goldens.py from the code at the commit named in goldens.json.
 
-Run once, from the commit *before* a change that must not alter results:
+Run once, from the commit *before* a change that must not alter results (this script imports
+that commit's modules):
 
-    python tests/goldens/make_goldens.py tests/goldens/goldens.npz
+    python tests/goldens/make_goldens.py tests/goldens/goldens.json
+
+The file is text: each float32 array on one line (its shape and its values), so that a change
+shows in a diff.
 
 The arrays are a few seeds and steps of every experiment: noise (Σ^p and AdaHessian arms),
 transfer, OOD on the synthetic task (two optimizers and the Σ^p sweep) and rotated spectra.
 """
 
+import json
 import subprocess
 import sys
 
@@ -81,8 +86,14 @@ def main(path):
         arrays[f"rotated_{arm}_W1"] = out[arm]["W1"]
         arrays[f"rotated_{arm}_test_mse"] = out[arm]["test_mse"]
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-    arrays["commit"] = np.array(commit.strip())
-    np.savez_compressed(path, **{k: np.asarray(v) for k, v in arrays.items()})
+    lines = []
+    for name, values in arrays.items():
+        values = np.asarray(values, np.float32)
+        entry = {"shape": list(values.shape), "values": [float(v) for v in values.reshape(-1)]}
+        lines.append(f"  {json.dumps(name)}: {json.dumps(entry)}")
+    header = f'{{\n"commit": {json.dumps(commit.strip())},\n"dtype": "float32",\n"arrays": {{\n'
+    with open(path, "w") as f:
+        f.write(header + ",\n".join(lines) + "\n}\n}\n")
     print(f"{len(arrays)} arrays -> {path}")
 
 
