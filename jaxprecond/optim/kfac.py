@@ -279,7 +279,7 @@ def scale_by_kfac(
     """K-FAC's direction ``G^q ∇ A^p`` per dense layer (without the learning rate).
 
     ``update`` needs the extra arguments ``layer_inputs`` and ``output_grads`` (dicts keyed by
-    layer name, see the module docstring). The eigendecompositions of the factors are refreshed
+    layer name, see the module docstring). The damped powers of the factors are refreshed
     when ``step % refresh_every == 0``, where ``step`` is an extra argument (pass the scan's own,
     unbatched step index, so that ``lax.cond`` stays a branch under ``vmap``) or else the
     state's count. Before the first refresh the stored powers are the identity.
@@ -294,7 +294,7 @@ def scale_by_kfac(
       output_power: ``q``, the power of ``G``.
       include_bias: append the homogeneous coordinate to the inputs and precondition
         ``[∇W | ∇b]`` jointly; with ``False`` the bias passes through unchanged.
-      refresh_every: steps between eigendecompositions.
+      refresh_every: steps between refreshes of the damped powers.
       layout: ``"out_in"`` or ``"in_out"`` for 2-D kernels.
 
     Returns:
