@@ -52,7 +52,7 @@ def test_two_seeds_never_make_a_directional_claim_hold(smoke):
             assert c.seeds == 2 and c.verdict != "holds", c
 
 
-def test_the_command_resumes_and_writes_the_same_claims(smoke, capsys):
+def test_the_command_on_a_finished_folder_writes_every_claim_row(smoke, capsys):
     out, claims = smoke
     main(["--seeds", "2", "--steps", "100", "--out", str(out), "--no-progress"])
     text = (out / "claims.md").read_text()
